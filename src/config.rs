@@ -1,0 +1,306 @@
+//! The exporter's configuration: our YAML file, the operator's cinder.conf, and the
+//! environment, merged into one validated [`Config`].
+//!
+//! Precedence, most specific first: keys in the YAML file, then
+//! `CINDER_EXPORTER_DATABASE_URL` (database only), then cinder.conf, then defaults.
+//! A password can thus come from a file or the environment, never the command line.
+//! Every error names the file and the position (or the variable) it comes from.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::cinder_conf::{self, CinderSettings};
+use crate::database_url::DatabaseUrl;
+use crate::duration::parse_duration;
+
+/// The environment variable that may hold the database URL.
+pub const DATABASE_URL_ENV: &str = "CINDER_EXPORTER_DATABASE_URL";
+
+/// cinder's defaults (`[DEFAULT] service_down_time` and `report_interval`).
+pub const DEFAULT_SERVICE_DOWN_TIME: Duration = Duration::from_secs(60);
+pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the poller reads the table: well under cinder's 10 s heartbeat so that
+/// the clock-offset bracket stays narrow, yet one cheap query every 2 s.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Past this, per-service series are withheld rather than served from an old poll.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(30);
+
+/// The validated configuration the exporter runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the services table lives; `database_source` says which setting gave it.
+    pub database: DatabaseUrl,
+    pub database_source: String,
+    pub service_down_time: Duration,
+    pub report_interval: Duration,
+    pub poll_interval: Duration,
+    pub query_timeout: Duration,
+    pub stale_after: Duration,
+}
+
+/// A configuration problem: where it is and what is wrong, printed on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `FILE:LINE:COL`, a variable name, or empty when there is no better place.
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.location.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.location, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    database: DatabaseSection,
+    cinder_conf: Option<OneOrMany>,
+    service_down_time: Option<PositiveDuration>,
+    report_interval: Option<PositiveDuration>,
+    poll_interval: Option<PositiveDuration>,
+    query_timeout: Option<PositiveDuration>,
+    stale_after: Option<PositiveDuration>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DatabaseSection {
+    url: Option<String>,
+    url_file: Option<PathBuf>,
+}
+
+/// `cinder_conf:` takes one path or a list (read in order, later ones win, like
+/// oslo.config's `--config-file` repeated).
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a path or a list of paths")]
+enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+/// A duration written as Prometheus writes them (`500ms`, `2s`, `1m`) or as whole
+/// seconds; zero is rejected because no setting here makes sense at zero.
+struct PositiveDuration(Duration);
+
+impl<'de> Deserialize<'de> for PositiveDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurationVisitor;
+        impl Visitor<'_> for DurationVisitor {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 500ms, 10s, 1m30s, or whole seconds")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+                Ok(Duration::from_secs(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+                u64::try_from(v)
+                    .map(Duration::from_secs)
+                    .map_err(|_| E::custom(format!("invalid duration {v}: must not be negative")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+                parse_duration(v).map_err(E::custom)
+            }
+        }
+        let d = deserializer.deserialize_any(DurationVisitor)?;
+        if d.is_zero() {
+            return Err(de::Error::custom("duration must be greater than zero"));
+        }
+        Ok(PositiveDuration(d))
+    }
+}
+
+/// Loads the configuration from the optional YAML file, the environment value of
+/// [`DATABASE_URL_ENV`] and the cinder.conf files the YAML names.
+pub fn load(path: Option<&Path>, env_database_url: Option<String>) -> Result<Config, ConfigError> {
+    let (file, text, shown) = match path {
+        Some(path) => {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                location: shown.clone(),
+                message: format!("cannot read config file: {e}"),
+            })?;
+            (parse_yaml(&text, &shown)?, text, shown)
+        }
+        None => (FileConfig::default(), String::new(), String::new()),
+    };
+    let at_key = |key: &str| key_location(&shown, &text, key);
+
+    let cinder = match &file.cinder_conf {
+        None => None,
+        Some(paths) => {
+            let paths = match paths {
+                OneOrMany::One(p) => std::slice::from_ref(p),
+                OneOrMany::Many(ps) => ps.as_slice(),
+            };
+            Some(read_cinder_confs(paths)?)
+        }
+    };
+    let from_cinder = |setting: Option<&cinder_conf::Setting<u64>>, key: &str| {
+        setting
+            .map(|s| {
+                if s.value == 0 {
+                    Err(ConfigError {
+                        location: s.location(),
+                        message: format!("[DEFAULT] {key} must be greater than zero"),
+                    })
+                } else {
+                    Ok(Duration::from_secs(s.value))
+                }
+            })
+            .transpose()
+    };
+    let cinder_settings = cinder.as_ref();
+    let service_down_time = match file.service_down_time {
+        Some(d) => d.0,
+        None => from_cinder(
+            cinder_settings.and_then(|c| c.service_down_time.as_ref()),
+            "service_down_time",
+        )?
+        .unwrap_or(DEFAULT_SERVICE_DOWN_TIME),
+    };
+    let report_interval = match file.report_interval {
+        Some(d) => d.0,
+        None => from_cinder(
+            cinder_settings.and_then(|c| c.report_interval.as_ref()),
+            "report_interval",
+        )?
+        .unwrap_or(DEFAULT_REPORT_INTERVAL),
+    };
+    let poll_interval = file.poll_interval.map_or(DEFAULT_POLL_INTERVAL, |d| d.0);
+    let query_timeout = file.query_timeout.map_or(DEFAULT_QUERY_TIMEOUT, |d| d.0);
+    let stale_after = file.stale_after.map_or(DEFAULT_STALE_AFTER, |d| d.0);
+    if stale_after < poll_interval {
+        return Err(ConfigError {
+            location: at_key("stale_after"),
+            message: format!(
+                "stale_after ({stale_after:?}) must be at least poll_interval ({poll_interval:?}), \
+                 or every scrape between two polls would withhold the services"
+            ),
+        });
+    }
+
+    let (url_text, location, database_source) = match (&file.database.url, &file.database.url_file)
+    {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError {
+                location: at_key("url_file"),
+                message: "database.url and database.url_file are both set; keep one".into(),
+            })
+        }
+        (Some(url), None) => (url.clone(), at_key("url"), "database.url".to_string()),
+        (None, Some(url_file)) => {
+            let url = std::fs::read_to_string(url_file).map_err(|e| ConfigError {
+                location: at_key("url_file"),
+                message: format!("database.url_file: cannot read {}: {e}", url_file.display()),
+            })?;
+            let source = format!("database.url_file ({})", url_file.display());
+            (url.trim().to_string(), at_key("url_file"), source)
+        }
+        (None, None) => match (env_database_url, cinder.as_ref()) {
+            (Some(url), _) if !url.trim().is_empty() => {
+                (url, DATABASE_URL_ENV.to_string(), DATABASE_URL_ENV.to_string())
+            }
+            (_, Some(settings)) if settings.database_connection.is_some() => {
+                let setting = settings.database_connection.as_ref().expect("checked");
+                let location = setting.location();
+                let source = format!("[database] connection in {location}");
+                (setting.value.clone(), location, source)
+            }
+            _ => {
+                return Err(ConfigError {
+                    location: String::new(),
+                    message: format!(
+                        "no database configured: set database.url or database.url_file in the \
+                         config file (--config.file), the {DATABASE_URL_ENV} environment \
+                         variable, or cinder_conf pointing at a cinder.conf with [database] connection"
+                    ),
+                })
+            }
+        },
+    };
+    let database =
+        DatabaseUrl::parse(&url_text).map_err(|message| ConfigError { location, message })?;
+
+    Ok(Config {
+        database,
+        database_source,
+        service_down_time,
+        report_interval,
+        poll_interval,
+        query_timeout,
+        stale_after,
+    })
+}
+
+fn parse_yaml(text: &str, shown: &str) -> Result<FileConfig, ConfigError> {
+    // An empty file (or only comments) is a valid "all defaults" configuration.
+    let has_content = text
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
+    if !has_content {
+        return Ok(FileConfig::default());
+    }
+    serde_yaml::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        match e.location() {
+            Some(at) => ConfigError {
+                location: format!("{shown}:{}:{}", at.line(), at.column()),
+                // serde_yaml appends " at line L column C"; the location already says it.
+                message: message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_string(),
+            },
+            None => ConfigError {
+                location: shown.to_string(),
+                message,
+            },
+        }
+    })
+}
+
+/// Reads and merges cinder.conf files, later ones winning.
+fn read_cinder_confs(paths: &[PathBuf]) -> Result<CinderSettings, ConfigError> {
+    let mut all = Vec::with_capacity(paths.len());
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            location: path.display().to_string(),
+            message: format!("cannot read cinder.conf: {e}"),
+        })?;
+        let mut settings = cinder_conf::parse_cinder_conf(&text).map_err(|e| ConfigError {
+            location: format!("{}:{}:{}", path.display(), e.line, e.column),
+            message: e.message,
+        })?;
+        settings.set_file(path);
+        all.push(settings);
+    }
+    Ok(cinder_conf::merge(all))
+}
+
+/// Position of `key:` in the YAML text, for errors found after parsing (serde only
+/// knows positions while it deserializes).
+fn key_location(shown: &str, text: &str, key: &str) -> String {
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with(key) && trimmed[key.len()..].trim_start().starts_with(':') {
+            return format!("{shown}:{}:{}", number + 1, line.len() - trimmed.len() + 1);
+        }
+    }
+    shown.to_string()
+}

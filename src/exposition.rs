@@ -1,0 +1,203 @@
+//! Writer for the Prometheus text exposition format, version 0.0.4.
+//!
+//! The per-service families are computed at scrape time from a snapshot (ages move
+//! with the clock), so a client-library registry — one object per series, locked and
+//! rebuilt on every poll — would cost memory and time per series. Instead the label
+//! sets are escaped once per poll ([`LabelSet`]) and each scrape streams samples
+//! straight into one buffer: no allocation per series, output linear in services.
+
+use std::fmt::Write as _;
+
+/// The `# TYPE` of a metric family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricType {
+    Gauge,
+    Counter,
+}
+
+impl MetricType {
+    fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Gauge => "gauge",
+            MetricType::Counter => "counter",
+        }
+    }
+}
+
+/// A rendered, escaped label list such as `host="a",binary="b"` (without braces).
+///
+/// Built once per poll so that escaping database text (host names, free-text
+/// disabled reasons) is paid once, not on every scrape.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelSet(String);
+
+impl LabelSet {
+    /// Builds the label list from `(name, value)` pairs; values are escaped here.
+    /// Names must be valid Prometheus label names (they are constants in this crate).
+    pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut set = LabelSet::default();
+        for (name, value) in pairs {
+            set.push(name, value);
+        }
+        set
+    }
+
+    /// Appends one label; the value is escaped.
+    pub fn push(&mut self, name: &str, value: &str) {
+        if !self.0.is_empty() {
+            self.0.push(',');
+        }
+        self.0.push_str(name);
+        self.0.push_str("=\"");
+        escape_label_value(value, &mut self.0);
+        self.0.push('"');
+    }
+
+    /// The rendered list, as it appears between the braces.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Escapes a label value as the text format requires: backslash, double quote and
+/// line feed. Everything else, including non-ASCII text, is written as is (UTF-8).
+pub fn escape_label_value(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Accumulates one complete exposition; the HTTP layer sends it only once whole, so
+/// a client never sees a half-written scrape.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    out: String,
+}
+
+impl Exposition {
+    /// An empty exposition with room for `capacity` bytes (a scrape knows roughly how
+    /// large the previous one was, which avoids regrowing the buffer).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Exposition {
+            out: String::with_capacity(capacity),
+        }
+    }
+
+    /// Starts a metric family: its `# HELP` and `# TYPE` lines.
+    pub fn family(&mut self, name: &str, help: &str, kind: MetricType) {
+        self.out.push_str("# HELP ");
+        self.out.push_str(name);
+        self.out.push(' ');
+        // HELP text escapes only backslash and line feed.
+        for c in help.chars() {
+            match c {
+                '\\' => self.out.push_str("\\\\"),
+                '\n' => self.out.push_str("\\n"),
+                c => self.out.push(c),
+            }
+        }
+        self.out.push_str("\n# TYPE ");
+        self.out.push_str(name);
+        self.out.push(' ');
+        self.out.push_str(kind.as_str());
+        self.out.push('\n');
+    }
+
+    /// Writes one sample line. `labels` and `extra` are already-rendered label lists
+    /// (either may be empty); they are joined with a comma.
+    pub fn sample(&mut self, name: &str, labels: &LabelSet, extra: &str, value: f64) {
+        self.out.push_str(name);
+        let labels = labels.as_str();
+        if !labels.is_empty() || !extra.is_empty() {
+            self.out.push('{');
+            self.out.push_str(labels);
+            if !labels.is_empty() && !extra.is_empty() {
+                self.out.push(',');
+            }
+            self.out.push_str(extra);
+            self.out.push('}');
+        }
+        self.out.push(' ');
+        write_value(&mut self.out, value);
+        self.out.push('\n');
+    }
+
+    /// Writes a sample without labels.
+    pub fn plain(&mut self, name: &str, value: f64) {
+        self.sample(name, &LabelSet::default(), "", value);
+    }
+
+    /// Length of the text so far, in bytes.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether nothing has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// The finished text.
+    pub fn into_string(self) -> String {
+        self.out
+    }
+}
+
+/// Formats a sample value the way Prometheus parses it: integers without a fraction,
+/// `NaN`, `+Inf`, `-Inf` for the special values.
+fn write_value(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_label_values() {
+        let set = LabelSet::new([("reason", "say \"hi\"\\ now\nnext é")]);
+        assert_eq!(set.as_str(), r#"reason="say \"hi\"\\ now\nnext é""#);
+    }
+
+    #[test]
+    fn writes_family_and_samples() {
+        let mut e = Exposition::default();
+        e.family(
+            "x_total",
+            "Counts \\ things\nfor real.",
+            MetricType::Counter,
+        );
+        e.sample("x_total", &LabelSet::new([("a", "1")]), "b=\"2\"", 3.0);
+        e.sample("x_total", &LabelSet::default(), "b=\"2\"", 0.25);
+        e.plain("x_total", f64::NAN);
+        e.plain("x_total", f64::NEG_INFINITY);
+        e.plain("x_total", -12.0);
+        assert_eq!(
+            e.into_string(),
+            "# HELP x_total Counts \\\\ things\\nfor real.\n# TYPE x_total counter\n\
+             x_total{a=\"1\",b=\"2\"} 3\nx_total{b=\"2\"} 0.25\nx_total NaN\nx_total -Inf\nx_total -12\n"
+        );
+    }
+
+    #[test]
+    fn large_and_fractional_values_round_trip() {
+        for v in [1e20, 1.5e-7, 1764030000.123456, -0.5] {
+            let mut s = String::new();
+            write_value(&mut s, v);
+            assert_eq!(s.parse::<f64>().unwrap(), v, "{s}");
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! cinder_exporter: reads OpenStack Cinder's `services` table and publishes, for every
+//! service, whether it is up exactly as cinder judges it, and why not.
+//!
+//! The data flows one way: [`config`] → [`database`] (one query per poll, driven by
+//! [`poller`]) → [`model`] and [`diagnosis`] (pure verdicts and estimates) →
+//! [`snapshot`] (published per poll) → [`render`] (per scrape) → [`http`].
+
+pub mod cinder_conf;
+pub mod cli;
+pub mod config;
+pub mod database;
+pub mod database_url;
+pub mod diagnosis;
+pub mod duration;
+pub mod exposition;
+pub mod http;
+pub mod model;
+pub mod poller;
+pub mod render;
+pub mod shutdown;
+pub mod snapshot;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+
+use crate::cli::{bind_address, Cli};
+use crate::config::{Config, DATABASE_URL_ENV};
+use crate::http::App;
+use crate::poller::Poller;
+use crate::render::RenderSettings;
+use crate::snapshot::SharedState;
+
+/// Exit status for configuration errors, as the issue tracker and operators expect.
+pub const EXIT_CONFIG_ERROR: u8 = 2;
+
+/// Runs the exporter until SIGTERM/SIGINT. Returns the process exit status.
+pub fn main_with(cli: Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(cli.log_level.as_tracing())
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let config = match config::load(
+        cli.config_file.as_deref(),
+        std::env::var(DATABASE_URL_ENV).ok(),
+    ) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("cinder_exporter: error: {e}");
+            return ExitCode::from(EXIT_CONFIG_ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cinder_exporter: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli, config))
+}
+
+async fn run(cli: Cli, config: Config) -> ExitCode {
+    let address = bind_address(&cli.listen_address);
+    let listener = match TcpListener::bind(&address).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("cinder_exporter: error: cannot listen on {address}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !cli.telemetry_path.starts_with('/') {
+        eprintln!(
+            "cinder_exporter: error: --web.telemetry-path must start with '/', got {:?}",
+            cli.telemetry_path
+        );
+        return ExitCode::from(EXIT_CONFIG_ERROR);
+    }
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        address = %listener.local_addr().map_or(address.clone(), |a| a.to_string()),
+        database = %config.database.redacted(),
+        database_from = %config.database_source,
+        service_down_time = ?config.service_down_time,
+        report_interval = ?config.report_interval,
+        poll_interval = ?config.poll_interval,
+        "cinder_exporter starting"
+    );
+    if !config.database.ignored_parameters.is_empty() {
+        info!(parameters = ?config.database.ignored_parameters, "database URL parameters not used by the exporter");
+    }
+    if config.report_interval >= config.service_down_time {
+        warn!(
+            "report_interval >= service_down_time: services heartbeating at that interval \
+             show down in cinder-api between heartbeats"
+        );
+    }
+
+    let config = Arc::new(config);
+    let state = Arc::new(SharedState::default());
+    let settings = RenderSettings {
+        service_down_time: config.service_down_time,
+        report_interval: config.report_interval,
+        stale_after: config.stale_after,
+        build_info: RenderSettings::build_labels(),
+    };
+    let (trigger, shutdown) = shutdown::channel();
+    let poller =
+        tokio::spawn(Poller::new(Arc::clone(&config), Arc::clone(&state)).run(shutdown.clone()));
+    let app = Arc::new(App::new(
+        Arc::clone(&state),
+        settings,
+        cli.telemetry_path.clone(),
+    ));
+    let server = tokio::spawn(http::serve(listener, app, shutdown));
+
+    shutdown::signal().await;
+    info!("shutting down");
+    trigger.fire();
+    let stopped = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = server.await;
+        let _ = poller.await;
+    })
+    .await;
+    if stopped.is_err() {
+        error!("tasks did not stop in time; exiting anyway");
+    }
+    ExitCode::SUCCESS
+}

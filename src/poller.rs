@@ -1,0 +1,262 @@
+//! The background task that reads the services table: one query per poll, whatever
+//! the number of scrapers, with reconnect and backoff, and the per-row heartbeat
+//! trackers that the diagnosis needs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mysql_async::Pool;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::database::{
+    detect_schema, read_services, ReadError, Schema, Services, OPTIONAL_COLUMNS,
+};
+use crate::diagnosis::HeartbeatTracker;
+use crate::exposition::LabelSet;
+use crate::model::{one_row_per_service, ServiceRow};
+use crate::shutdown::Shutdown;
+use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
+
+/// Label values come from free text any admin can set; longer values are cut (at a
+/// character boundary) so one row cannot bloat every scrape.
+pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
+
+/// Longest wait between attempts while the database is failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Owns the database pool and all state that lives across polls.
+pub struct Poller {
+    config: Arc<Config>,
+    state: Arc<SharedState>,
+    pool: Pool,
+    /// Detected at the first successful connection and again after any failure, so a
+    /// cinder upgrade (`db sync` adding columns) is picked up without a restart.
+    schema: Option<Schema>,
+    /// Per row id: the tracker and the poll number that last saw the row. State
+    /// survives failed polls (an outage is not a clock step); rows that disappear
+    /// take their state with them.
+    trackers: HashMap<i64, (u64, HeartbeatTracker)>,
+    polls: u64,
+    health: PollHealth,
+    snapshot: Option<Arc<Snapshot>>,
+    consecutive_failures: u32,
+    reported_problems: Vec<String>,
+}
+
+impl Poller {
+    /// Prepares the pool; no connection is made until the first poll, so the exporter
+    /// starts (and serves `cinder_up 0`) even when the database is down.
+    pub fn new(config: Arc<Config>, state: Arc<SharedState>) -> Poller {
+        let pool = Pool::new(config.database.connection_options(config.query_timeout));
+        Poller {
+            config,
+            state,
+            pool,
+            schema: None,
+            trackers: HashMap::new(),
+            polls: 0,
+            health: PollHealth::default(),
+            snapshot: None,
+            consecutive_failures: 0,
+            reported_problems: Vec::new(),
+        }
+    }
+
+    /// Polls until shutdown, then closes the pool.
+    pub async fn run(mut self, mut shutdown: Shutdown) {
+        loop {
+            let started = Instant::now();
+            self.poll().await;
+            let next = started + self.delay();
+            tokio::select! {
+                _ = tokio::time::sleep_until(next.into()) => {}
+                _ = shutdown.requested() => break,
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.pool.disconnect()).await;
+    }
+
+    /// One poll: read, update trackers, publish. Failures are published too.
+    pub async fn poll(&mut self) {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.config.query_timeout, self.read()).await {
+            Ok(result) => result,
+            Err(_) => Err(ReadError::TimedOut(self.config.query_timeout)),
+        };
+        self.health.last_poll_duration_seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(services) => {
+                if self.consecutive_failures > 0 {
+                    info!(
+                        after_failures = self.consecutive_failures,
+                        "database polls recovered"
+                    );
+                }
+                self.consecutive_failures = 0;
+                self.health.last_poll_ok = true;
+                self.health.last_success_unix = Some(services.sent_at_unix);
+                self.health.database_clock_offset_seconds =
+                    Some(services.sent_at_unix - services.reference_time);
+                self.report_problems(&services.problems);
+                self.snapshot = Some(Arc::new(self.absorb(services)));
+            }
+            Err(error) => {
+                self.consecutive_failures += 1;
+                self.health.last_poll_ok = false;
+                self.health.errors_total += 1;
+                // Re-read the schema next time: the failure may be an upgrade.
+                self.schema = None;
+                if self.consecutive_failures == 1 {
+                    warn!(database = %self.config.database.redacted(), %error, "poll failed");
+                } else {
+                    debug!(failures = self.consecutive_failures, %error, "poll failed again");
+                }
+            }
+        }
+        self.state.publish(Published {
+            snapshot: self.snapshot.clone(),
+            health: self.health.clone(),
+        });
+    }
+
+    async fn read(&mut self) -> Result<Services, ReadError> {
+        let mut conn = self.pool.get_conn().await.map_err(ReadError::Database)?;
+        if self.schema.is_none() {
+            let schema = detect_schema(&mut conn).await?;
+            let absent: Vec<&str> = OPTIONAL_COLUMNS
+                .iter()
+                .zip(schema.optional_present)
+                .filter(|(_, present)| !present)
+                .map(|(c, _)| *c)
+                .collect();
+            debug!(?absent, "services table columns detected");
+            self.schema = Some(schema);
+        }
+        let schema = self.schema.as_ref().expect("just set");
+        read_services(&mut conn, schema).await
+    }
+
+    /// Poll interval when healthy; doubling backoff while failing, capped.
+    fn delay(&self) -> Duration {
+        let interval = self.config.poll_interval;
+        if self.consecutive_failures == 0 {
+            return interval;
+        }
+        let cap = interval.max(MAX_BACKOFF.min(interval * 8));
+        let factor = 1u32 << (self.consecutive_failures - 1).min(16);
+        interval.saturating_mul(factor).min(cap)
+    }
+
+    fn report_problems(&mut self, problems: &[String]) {
+        if problems != self.reported_problems.as_slice() {
+            for problem in problems {
+                warn!(%problem, "unreadable value in the services table");
+            }
+            self.reported_problems = problems.to_vec();
+        }
+    }
+
+    /// Feeds the rows to the trackers and builds the snapshot scrapes will read.
+    fn absorb(&mut self, services: Services) -> Snapshot {
+        self.polls += 1;
+        let poll = self.polls;
+        for row in &services.rows {
+            let entry = self
+                .trackers
+                .entry(row.id)
+                .or_insert_with(|| (poll, HeartbeatTracker::new()));
+            entry.0 = poll;
+            entry
+                .1
+                .observe(services.reference_time, row.report_count, row.updated_at);
+        }
+        self.trackers.retain(|_, (seen, _)| *seen == poll);
+
+        let states = one_row_per_service(&services.rows)
+            .into_iter()
+            .map(|i| {
+                let row = &services.rows[i];
+                let diagnosis = self.trackers[&row.id].1.diagnosis();
+                service_state(row, diagnosis)
+            })
+            .collect();
+        Snapshot {
+            reference_time: services.reference_time,
+            taken_at: services.sent_at,
+            services: states,
+        }
+    }
+}
+
+fn service_state(row: &ServiceRow, diagnosis: crate::diagnosis::Diagnosis) -> ServiceState {
+    fn label(v: &Option<String>) -> &str {
+        bounded(v.as_deref().unwrap_or(""))
+    }
+    let flag = |v: Option<bool>| match v {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "",
+    };
+    let (host, binary, zone) = (
+        label(&row.host),
+        label(&row.binary),
+        label(&row.availability_zone),
+    );
+    let (cluster, reason, uuid) = (
+        label(&row.cluster_name),
+        label(&row.disabled_reason),
+        label(&row.uuid),
+    );
+    let (rpc, object, replication, backend_id) = (
+        label(&row.rpc_current_version),
+        label(&row.object_current_version),
+        label(&row.replication_status),
+        label(&row.active_backend_id),
+    );
+    ServiceState {
+        labels: LabelSet::new([("host", host), ("binary", binary), ("zone", zone)]),
+        info_labels: LabelSet::new([
+            ("cluster", cluster),
+            ("backend", bounded(row.backend())),
+            ("disabled_reason", reason),
+            ("uuid", uuid),
+            ("rpc_version", rpc),
+            ("object_version", object),
+            ("replication_status", replication),
+            ("frozen", flag(row.frozen)),
+            ("active_backend_id", backend_id),
+        ]),
+        enabled: row.enabled(),
+        report_count: row.report_count,
+        last_heartbeat: row.last_heartbeat(),
+        updated_at: row.updated_at,
+        diagnosis,
+    }
+}
+
+/// Cuts `value` to at most [`MAX_LABEL_VALUE_BYTES`] bytes on a character boundary.
+fn bounded(value: &str) -> &str {
+    if value.len() <= MAX_LABEL_VALUE_BYTES {
+        return value;
+    }
+    let mut end = MAX_LABEL_VALUE_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_cuts_on_a_char_boundary() {
+        let long = "é".repeat(MAX_LABEL_VALUE_BYTES);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_LABEL_VALUE_BYTES && cut.len() >= MAX_LABEL_VALUE_BYTES - 1);
+        assert_eq!(bounded("short"), "short");
+    }
+}

@@ -1,0 +1,92 @@
+//! What the poller publishes and scrapes read: the last good reading of the services
+//! table and the health of the latest poll.
+//!
+//! The poller builds a whole new [`Published`] value per poll and swaps one `Arc`;
+//! a scrape clones that `Arc` and renders without holding any lock, so scrapes never
+//! wait on the database and the database load does not grow with the scrapers.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use crate::diagnosis::Diagnosis;
+use crate::exposition::LabelSet;
+
+/// One service (one `(host, binary)`) as of a poll; label sets are escaped already.
+#[derive(Clone, Debug)]
+pub struct ServiceState {
+    /// `host`, `binary`, `zone`: the identity labels of every per-service series.
+    pub labels: LabelSet,
+    /// The additional labels of `cinder_service_info`.
+    pub info_labels: LabelSet,
+    pub enabled: bool,
+    pub report_count: i64,
+    /// `updated_at or created_at`, what the API judges by.
+    pub last_heartbeat: Option<i64>,
+    /// `updated_at` alone, what the scheduler judges by.
+    pub updated_at: Option<i64>,
+    pub diagnosis: Diagnosis,
+}
+
+/// The services table as one successful poll read it.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Database UTC clock when the poll's statement ran, unix seconds.
+    pub reference_time: f64,
+    /// Exporter monotonic clock at the same moment: a scrape's reference time is
+    /// `reference_time + (now - taken_at)`, so ages keep moving between polls and do
+    /// not depend on the exporter's wall clock.
+    pub taken_at: Instant,
+    pub services: Vec<ServiceState>,
+}
+
+impl Snapshot {
+    /// The reference clock at `now`.
+    pub fn reference_now(&self, now: Instant) -> f64 {
+        self.reference_time + now.saturating_duration_since(self.taken_at).as_secs_f64()
+    }
+}
+
+/// How the polls are going, for the exporter's own metrics.
+#[derive(Clone, Debug, Default)]
+pub struct PollHealth {
+    /// Whether the latest poll succeeded (`cinder_up`).
+    pub last_poll_ok: bool,
+    pub last_poll_duration_seconds: f64,
+    pub errors_total: u64,
+    /// Exporter wall clock of the latest successful poll, unix seconds.
+    pub last_success_unix: Option<f64>,
+    /// Exporter wall clock minus database clock, from the latest successful poll.
+    pub database_clock_offset_seconds: Option<f64>,
+}
+
+/// Everything a scrape needs, replaced as a whole after every poll.
+#[derive(Clone, Debug, Default)]
+pub struct Published {
+    /// The latest successful poll, kept through failures so that staleness can be
+    /// judged; `None` until the first success.
+    pub snapshot: Option<Arc<Snapshot>>,
+    pub health: PollHealth,
+}
+
+/// The slot shared between the poller (one writer) and the scrapes (readers).
+#[derive(Debug, Default)]
+pub struct SharedState {
+    current: RwLock<Arc<Published>>,
+}
+
+impl SharedState {
+    /// The latest published state; the lock is held only to clone the `Arc`.
+    pub fn current(&self) -> Arc<Published> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Replaces the published state.
+    pub fn publish(&self, published: Published) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(published);
+    }
+
+    /// Ready once a poll has succeeded (`/-/ready`).
+    pub fn is_ready(&self) -> bool {
+        self.current().snapshot.is_some()
+    }
+}

@@ -90,8 +90,15 @@ impl Database {
             server: server_url.to_string(),
             name,
         };
-        db.admin(&format!("CREATE DATABASE `{}` CHARACTER SET utf8mb3", db.name));
-        for statement in schema.sql().split(';').filter(|s| !strip_comments(s).is_empty()) {
+        db.admin(&format!(
+            "CREATE DATABASE `{}` CHARACTER SET utf8mb3",
+            db.name
+        ));
+        for statement in schema
+            .sql()
+            .split(';')
+            .filter(|s| !strip_comments(s).is_empty())
+        {
             db.exec(statement);
         }
         db
@@ -110,8 +117,12 @@ impl Database {
     pub fn exec(&self, sql: &str) {
         let url = self.url();
         block_on(async move {
-            let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("connect");
-            conn.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let mut conn = mysql_async::Conn::from_url(url.as_str())
+                .await
+                .expect("connect");
+            conn.query_drop(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
             conn.disconnect().await.ok();
         });
     }
@@ -121,8 +132,12 @@ impl Database {
         let url = self.url();
         let params = params.into();
         block_on(async move {
-            let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("connect");
-            conn.exec_drop(sql, params).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let mut conn = mysql_async::Conn::from_url(url.as_str())
+                .await
+                .expect("connect");
+            conn.exec_drop(sql, params)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
             conn.disconnect().await.ok();
         });
     }
@@ -131,8 +146,13 @@ impl Database {
     pub fn query_one<T: mysql_async::prelude::FromValue + Send + 'static>(&self, sql: &str) -> T {
         let url = self.url();
         block_on(async move {
-            let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("connect");
-            let value: Option<T> = conn.query_first(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let mut conn = mysql_async::Conn::from_url(url.as_str())
+                .await
+                .expect("connect");
+            let value: Option<T> = conn
+                .query_first(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
             conn.disconnect().await.ok();
             value.unwrap_or_else(|| panic!("{sql}: no row"))
         })
@@ -142,8 +162,12 @@ impl Database {
         let url = self.server.clone();
         let sql = sql.to_string();
         block_on(async move {
-            let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("connect to test server");
-            conn.query_drop(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let mut conn = mysql_async::Conn::from_url(url.as_str())
+                .await
+                .expect("connect to test server");
+            conn.query_drop(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
             conn.disconnect().await.ok();
         });
     }
@@ -156,8 +180,11 @@ impl Drop for Database {
         // Best effort: a test that stopped its server leaves nothing to drop.
         let _ = std::thread::spawn(move || {
             block_on(async move {
-                if let Ok(Ok(mut conn)) =
-                    tokio::time::timeout(Duration::from_secs(5), mysql_async::Conn::from_url(url.as_str())).await
+                if let Ok(Ok(mut conn)) = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    mysql_async::Conn::from_url(url.as_str()),
+                )
+                .await
                 {
                     let _ = conn.query_drop(sql).await;
                     let _ = conn.disconnect().await;
@@ -260,7 +287,9 @@ impl ExporterOptions {
     /// The exporter against `database_url`, polling every 200 ms.
     pub fn for_database(database_url: &str) -> ExporterOptions {
         ExporterOptions {
-            config: Some(format!("database:\n  url: {database_url}\npoll_interval: 200ms\n")),
+            config: Some(format!(
+                "database:\n  url: {database_url}\npoll_interval: 200ms\n"
+            )),
             env: Vec::new(),
             args: Vec::new(),
         }
@@ -285,12 +314,17 @@ impl ExporterOptions {
 /// Runs the exporter binary to completion (for start-up errors): exit code and stderr.
 pub fn run_exporter_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cinder_exporter"));
-    command.args(args).env_remove("CINDER_EXPORTER_DATABASE_URL");
+    command
+        .args(args)
+        .env_remove("CINDER_EXPORTER_DATABASE_URL");
     for (k, v) in env {
         command.env(k, v);
     }
     let output = command.output().expect("run exporter");
-    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 impl Exporter {
@@ -298,7 +332,12 @@ impl Exporter {
         let config_dir = tempfile::tempdir().expect("temp dir");
         let mut command = Command::new(env!("CARGO_BIN_EXE_cinder_exporter"));
         command
-            .args(["--web.listen-address", "127.0.0.1:0", "--log.level", "debug"])
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.level",
+                "debug",
+            ])
             .env_remove("CINDER_EXPORTER_DATABASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -323,7 +362,8 @@ impl Exporter {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     if let Some(address) = line.split("address=").nth(1) {
                         if let Some(tx) = address_tx.take() {
-                            let _ = tx.send(address.split_whitespace().next().unwrap_or("").to_string());
+                            let _ = tx
+                                .send(address.split_whitespace().next().unwrap_or("").to_string());
                         }
                     }
                     log.lock().unwrap().push(line);
@@ -334,7 +374,10 @@ impl Exporter {
             Ok(address) => address,
             Err(_) => {
                 let _ = child.kill();
-                panic!("exporter did not log its address; log:\n{}", log.lock().unwrap().join("\n"));
+                panic!(
+                    "exporter did not log its address; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
             }
         };
         Exporter {
@@ -370,7 +413,12 @@ impl Exporter {
     }
 
     /// Scrapes until `ready` holds for a scrape, or panics after `timeout` naming `what`.
-    pub fn wait_for(&self, what: &str, timeout: Duration, ready: impl Fn(&Scrape) -> bool) -> Scrape {
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ready: impl Fn(&Scrape) -> bool,
+    ) -> Scrape {
         let deadline = Instant::now() + timeout;
         loop {
             let scrape = self.scrape();
@@ -399,7 +447,10 @@ impl Exporter {
 
     /// Sends SIGTERM and waits for the exit status, at most `timeout`.
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -418,27 +469,93 @@ impl Drop for Exporter {
     }
 }
 
+/// Sends `request` as is over a new connection and reads until the server closes it:
+/// the head (lower-cased) and the body bytes.
+pub fn raw_request(address: &str, request: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&response)));
+    let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+    (head, response[split + 4..].to_vec())
+}
+
 /// One parsed `/metrics` response.
 pub struct Scrape {
     pub text: String,
-    pub samples: Vec<prometheus_parse::Sample>,
+    pub samples: Vec<Sample>,
+    /// Every family announced by `# TYPE`/`# HELP`, with or without samples.
+    pub families: std::collections::BTreeSet<String>,
+}
+
+/// One sample, label values unescaped.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub metric: String,
+    pub labels: Labels,
+    pub value: f64,
+}
+
+/// A sample's labels.
+#[derive(Clone, Debug, Default)]
+pub struct Labels(pub std::collections::BTreeMap<String, String>);
+
+impl Labels {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
 }
 
 impl Scrape {
+    /// Parses the text exposition format with openmetrics-parser, which (unlike
+    /// prometheus-parse) resolves the escapes in label values.
     pub fn parse(text: &str) -> Scrape {
-        let lines = text.lines().map(|l| Ok(l.to_string()));
-        let parsed = prometheus_parse::Scrape::parse(lines).unwrap_or_else(|e| panic!("unparseable exposition: {e}\n{text}"));
+        use openmetrics_parser::PrometheusValue;
+        let exposition = openmetrics_parser::prometheus::parse_prometheus(text)
+            .unwrap_or_else(|e| panic!("unparseable exposition: {e:?}\n{text}"));
+        let mut samples = Vec::new();
+        let mut families = std::collections::BTreeSet::new();
+        for (name, family) in &exposition.families {
+            families.insert(name.clone());
+            for sample in family.iter_samples() {
+                let labels = sample
+                    .get_labelset()
+                    .map(|set| set.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                let value = match &sample.value {
+                    PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => n.as_f64(),
+                    PrometheusValue::Counter(c) => c.value.as_f64(),
+                    other => panic!("{name}: unexpected sample {other:?}"),
+                };
+                samples.push(Sample {
+                    metric: name.clone(),
+                    labels: Labels(labels),
+                    value,
+                });
+            }
+        }
         Scrape {
             text: text.to_string(),
-            samples: parsed.samples,
+            samples,
+            families,
         }
     }
 
     /// The samples of `metric` whose labels include all of `labels`.
-    pub fn find(&self, metric: &str, labels: &[(&str, &str)]) -> Vec<&prometheus_parse::Sample> {
+    pub fn find(&self, metric: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
         self.samples
             .iter()
-            .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .filter(|s| {
+                s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+            })
             .collect()
     }
 
@@ -446,30 +563,35 @@ impl Scrape {
     /// panics if several match.
     pub fn value(&self, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let found = self.find(metric, labels);
-        assert!(found.len() <= 1, "{metric} {labels:?} matches {} samples", found.len());
-        found.first().map(|s| sample_value(s))
+        assert!(
+            found.len() <= 1,
+            "{metric} {labels:?} matches {} samples",
+            found.len()
+        );
+        found.first().map(|s| s.value)
     }
 
     /// The `cause` whose one-hot `cinder_service_down_cause` sample is 1.
     pub fn cause(&self, host: &str, binary: &str) -> Option<String> {
         let hot: Vec<_> = self
-            .find("cinder_service_down_cause", &[("host", host), ("binary", binary)])
+            .find(
+                "cinder_service_down_cause",
+                &[("host", host), ("binary", binary)],
+            )
             .into_iter()
-            .filter(|s| sample_value(s) == 1.0)
+            .filter(|s| s.value == 1.0)
             .collect();
         assert!(hot.len() <= 1, "several causes for {host}/{binary}");
-        hot.first().and_then(|s| s.labels.get("cause").map(str::to_string))
+        hot.first()
+            .and_then(|s| s.labels.get("cause").map(str::to_string))
     }
 
-    /// Names of all metric families present.
+    /// Names of the metric families that have samples.
     pub fn metric_names(&self) -> std::collections::BTreeSet<String> {
         self.samples.iter().map(|s| s.metric.clone()).collect()
     }
 }
 
-pub fn sample_value(sample: &prometheus_parse::Sample) -> f64 {
-    match sample.value {
-        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
-        _ => panic!("unexpected sample type for {}", sample.metric),
-    }
+pub fn sample_value(sample: &Sample) -> f64 {
+    sample.value
 }

@@ -1,0 +1,508 @@
+//! The real exporter binary against a real MariaDB: the verdicts, the published facts,
+//! schema versions, time zones, failures of the database and bad configuration.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    run_exporter_to_exit, Database, Exporter, ExporterOptions, PrivateServer, Schema, Scrape,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Inserts a live service row; times are offsets in seconds from the database's
+/// `UTC_TIMESTAMP()` (NULL where `None`).
+fn insert(
+    db: &Database,
+    host: &str,
+    binary: &str,
+    created: Option<i64>,
+    updated: Option<i64>,
+    count: i64,
+) {
+    let at = |offset: Option<i64>| match offset {
+        Some(s) => format!("UTC_TIMESTAMP() + INTERVAL {s} SECOND"),
+        None => "NULL".into(),
+    };
+    db.exec(&format!(
+        "INSERT INTO services (created_at, updated_at, deleted, host, `binary`, topic, report_count, \
+         disabled, availability_zone) VALUES ({}, {}, 0, '{host}', '{binary}', '{binary}', {count}, 0, 'nova')",
+        at(created),
+        at(updated)
+    ));
+}
+
+fn has_service(scrape: &Scrape, host: &str) -> bool {
+    scrape
+        .value("cinder_service_up", &[("host", host)])
+        .is_some()
+}
+
+fn service(scrape: &Scrape, metric: &str, host: &str) -> Option<f64> {
+    scrape.value(metric, &[("host", host)])
+}
+
+#[test]
+fn verdicts_match_cinder_for_fresh_stale_future_and_created_only_rows() {
+    let db = Database::create(Schema::Cinder29);
+    insert(&db, "fresh@lvm", "cinder-volume", Some(-3600), Some(0), 10);
+    insert(&db, "stale", "cinder-scheduler", Some(-3600), Some(-61), 10);
+    insert(&db, "ahead30", "cinder-backup", Some(-3600), Some(30), 10);
+    insert(&db, "ahead61", "cinder-backup", Some(-3600), Some(61), 10);
+    insert(&db, "created-only@ceph", "cinder-volume", Some(-5), None, 0);
+    insert(
+        &db,
+        "created-old@ceph",
+        "cinder-volume",
+        Some(-300),
+        None,
+        0,
+    );
+    insert(&db, "never", "cinder-volume", None, None, 0);
+    let exporter = Exporter::start(ExporterOptions::for_database(&db.url()));
+    let scrape = exporter.wait_for("all services", WAIT, |s| has_service(s, "never"));
+
+    // (host, API up, scheduler up, approximate signed age)
+    let expected: [(&str, f64, f64, Option<f64>); 7] = [
+        ("fresh@lvm", 1.0, 1.0, Some(0.0)),
+        ("stale", 0.0, 0.0, Some(61.0)),
+        ("ahead30", 1.0, 1.0, Some(-30.0)),
+        // More than service_down_time ahead: down for the operator, up for the scheduler.
+        ("ahead61", 0.0, 1.0, Some(-61.0)),
+        // No updated_at: the API falls back to created_at, the scheduler says down.
+        ("created-only@ceph", 1.0, 0.0, Some(5.0)),
+        ("created-old@ceph", 0.0, 0.0, Some(300.0)),
+        ("never", 0.0, 0.0, None),
+    ];
+    for (host, up, scheduler_up, age) in expected {
+        assert_eq!(
+            service(&scrape, "cinder_service_up", host),
+            Some(up),
+            "{host}\n{}",
+            scrape.text
+        );
+        assert_eq!(
+            service(&scrape, "cinder_service_scheduler_up", host),
+            Some(scheduler_up),
+            "{host}"
+        );
+        let published = service(&scrape, "cinder_service_heartbeat_age_seconds", host);
+        match (age, published) {
+            (Some(age), Some(published)) => {
+                assert!(
+                    (published - age).abs() < 3.0,
+                    "{host}: age {published}, expected about {age}"
+                )
+            }
+            (None, None) => {}
+            other => panic!("{host}: age {other:?}"),
+        }
+        assert_eq!(service(&scrape, "cinder_service_enabled", host), Some(1.0));
+        assert_eq!(
+            service(&scrape, "cinder_service_reports_total", host).is_some(),
+            true
+        );
+    }
+    assert_eq!(
+        service(&scrape, "cinder_service_reports_total", "stale"),
+        Some(10.0)
+    );
+    // The recorded heartbeat is published as recorded: updated_at, else created_at.
+    let now = db.query_one::<i64>("SELECT UNIX_TIMESTAMP(UTC_TIMESTAMP())") as f64;
+    let recorded = service(
+        &scrape,
+        "cinder_service_last_heartbeat_timestamp_seconds",
+        "ahead30",
+    )
+    .unwrap();
+    assert!(
+        (recorded - (now + 30.0)).abs() <= 3.0,
+        "{recorded} vs {now}"
+    );
+    // Ages move between polls: they are computed at scrape time.
+    let later = exporter.wait_for("age to grow", WAIT, |s| {
+        service(s, "cinder_service_heartbeat_age_seconds", "stale").is_some_and(|a| a >= 62.5)
+    });
+    assert_eq!(service(&later, "cinder_service_up", "stale"), Some(0.0));
+    assert_eq!(scrape.value("cinder_up", &[]), Some(1.0));
+    assert_eq!(
+        scrape.value("cinder_config_service_down_time_seconds", &[]),
+        Some(60.0)
+    );
+    assert_eq!(
+        scrape.value("cinder_config_report_interval_seconds", &[]),
+        Some(10.0)
+    );
+}
+
+#[test]
+fn backend_and_info_labels_and_disabled_reason_survive_the_exposition() {
+    let db = Database::create(Schema::Cinder29);
+    let reason = "maintenance: \"disk\" C:\\path\nsecond line – zażółć 日本";
+    db.exec_with(
+        "INSERT INTO services (created_at, updated_at, deleted, host, `binary`, topic, report_count, disabled, \
+         disabled_reason, availability_zone, cluster_name, uuid, rpc_current_version, object_current_version, \
+         frozen, replication_status, active_backend_id) \
+         VALUES (UTC_TIMESTAMP(), UTC_TIMESTAMP(), 0, 'ctl1@lvm-1', 'cinder-volume', 'cinder-volume', 4, 1, ?, \
+         'az-ü', 'cluster1@lvm-1', '7d6d2a5c-1111-4c4c-9999-000000000001', '3.0', '1.39', 0, 'disabled', NULL)",
+        (reason,),
+    );
+    let exporter = Exporter::start(ExporterOptions::for_database(&db.url()));
+    let scrape = exporter.wait_for("the service", WAIT, |s| has_service(s, "ctl1@lvm-1"));
+    let info = scrape.find("cinder_service_info", &[("host", "ctl1@lvm-1")]);
+    assert_eq!(info.len(), 1);
+    let labels = &info[0].labels;
+    assert_eq!(labels.get("disabled_reason"), Some(reason));
+    assert_eq!(labels.get("zone"), Some("az-ü"));
+    assert_eq!(labels.get("binary"), Some("cinder-volume"));
+    assert_eq!(labels.get("backend"), Some("lvm-1"));
+    assert_eq!(labels.get("cluster"), Some("cluster1@lvm-1"));
+    assert_eq!(
+        labels.get("uuid"),
+        Some("7d6d2a5c-1111-4c4c-9999-000000000001")
+    );
+    assert_eq!(labels.get("rpc_version"), Some("3.0"));
+    assert_eq!(labels.get("object_version"), Some("1.39"));
+    assert_eq!(labels.get("frozen"), Some("false"));
+    assert_eq!(labels.get("replication_status"), Some("disabled"));
+    assert_eq!(labels.get("active_backend_id"), Some(""));
+    assert_eq!(
+        service(&scrape, "cinder_service_enabled", "ctl1@lvm-1"),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn soft_deleted_rows_are_ignored_and_repeated_rows_give_one_series() {
+    let db = Database::create(Schema::Cinder29);
+    insert(&db, "kept", "cinder-volume", Some(-100), Some(-1), 7);
+    db.exec(
+        "INSERT INTO services (created_at, updated_at, deleted, host, `binary`, topic, report_count) VALUES \
+         (UTC_TIMESTAMP(), UTC_TIMESTAMP(), 1, 'removed', 'cinder-volume', 'cinder-volume', 3), \
+         (UTC_TIMESTAMP(), UTC_TIMESTAMP(), NULL, 'null-deleted', 'cinder-volume', 'cinder-volume', 3)",
+    );
+    // A re-created service: the old row (stale) stays beside the new one (fresh).
+    insert(&db, "twice", "cinder-volume", Some(-900), Some(-800), 500);
+    insert(&db, "twice", "cinder-volume", Some(-20), Some(-2), 3);
+    let exporter = Exporter::start(ExporterOptions::for_database(&db.url()));
+    let scrape = exporter.wait_for("services", WAIT, |s| has_service(s, "kept"));
+    assert!(!has_service(&scrape, "removed"));
+    assert!(!has_service(&scrape, "null-deleted"));
+    assert_eq!(
+        scrape.find("cinder_service_up", &[("host", "twice")]).len(),
+        1
+    );
+    assert_eq!(
+        service(&scrape, "cinder_service_reports_total", "twice"),
+        Some(3.0)
+    );
+    assert_eq!(service(&scrape, "cinder_service_up", "twice"), Some(1.0));
+    assert_eq!(scrape.find("cinder_service_up", &[]).len(), 2);
+}
+
+#[test]
+fn oldest_schema_without_the_newer_columns() {
+    let db = Database::create(Schema::Oldest);
+    insert(&db, "old@lvm", "cinder-volume", Some(-10), Some(-1), 2);
+    let exporter = Exporter::start(ExporterOptions::for_database(&db.url()));
+    let scrape = exporter.wait_for("the service", WAIT, |s| has_service(s, "old@lvm"));
+    assert_eq!(service(&scrape, "cinder_service_up", "old@lvm"), Some(1.0));
+    let info = scrape.find("cinder_service_info", &[("host", "old@lvm")]);
+    assert_eq!(info[0].labels.get("uuid"), Some(""));
+    assert_eq!(info[0].labels.get("cluster"), Some(""));
+    assert_eq!(info[0].labels.get("backend"), Some("lvm"));
+}
+
+#[test]
+fn no_services_still_exports_the_exporter_and_config_metrics() {
+    let db = Database::create(Schema::Cinder29);
+    let exporter = Exporter::start(ExporterOptions::for_database(&db.url()));
+    let scrape = exporter.wait_for("a successful poll", WAIT, |s| {
+        s.value("cinder_up", &[]) == Some(1.0)
+    });
+    assert!(scrape.find("cinder_service_up", &[]).is_empty());
+    assert!(scrape
+        .value(
+            "cinder_exporter_last_successful_poll_timestamp_seconds",
+            &[]
+        )
+        .is_some());
+    let offset = scrape
+        .value("cinder_exporter_database_clock_offset_seconds", &[])
+        .unwrap();
+    assert!(offset.abs() < 2.0, "same machine, same clock: {offset}");
+    assert_eq!(scrape.find("cinder_exporter_build_info", &[]).len(), 1);
+}
+
+#[test]
+fn database_time_zone_and_exporter_tz_do_not_change_the_verdicts() {
+    let server = PrivateServer::start();
+    // A non-UTC global time zone for every new session, the exporter's included.
+    let setup = Database::create_on(server.url(), Schema::Cinder29);
+    setup.exec("SET GLOBAL time_zone = '+05:30'");
+    insert(&setup, "fresh", "cinder-volume", Some(-100), Some(-2), 1);
+    insert(&setup, "stale", "cinder-volume", Some(-100), Some(-70), 1);
+    let exporter = Exporter::start(
+        ExporterOptions::for_database(&setup.url()).with_env("TZ", "America/St_Johns"),
+    );
+    let scrape = exporter.wait_for("services", WAIT, |s| has_service(s, "stale"));
+    assert_eq!(service(&scrape, "cinder_service_up", "fresh"), Some(1.0));
+    assert_eq!(service(&scrape, "cinder_service_up", "stale"), Some(0.0));
+    let age = service(&scrape, "cinder_service_heartbeat_age_seconds", "stale").unwrap();
+    assert!((age - 70.0).abs() < 3.0, "{age}");
+    let offset = scrape
+        .value("cinder_exporter_database_clock_offset_seconds", &[])
+        .unwrap();
+    assert!(offset.abs() < 2.0, "{offset}");
+}
+
+#[test]
+fn database_stopped_and_restarted_under_a_running_exporter() {
+    let server = PrivateServer::start();
+    let db = Database::create_on(server.url(), Schema::Cinder29);
+    insert(&db, "svc", "cinder-volume", Some(-100), Some(0), 1);
+    let exporter = Exporter::start(
+        ExporterOptions::for_database(&db.url()).with_config("stale_after: 2s\nquery_timeout: 1s"),
+    );
+    exporter.wait_for("the service", WAIT, |s| has_service(s, "svc"));
+    assert_eq!(exporter.get("/-/ready").0, 200);
+
+    server.kill();
+    let down = exporter.wait_for("cinder_up 0", WAIT, |s| {
+        s.value("cinder_up", &[]) == Some(0.0)
+    });
+    assert!(
+        down.value("cinder_exporter_poll_errors_total", &[])
+            .unwrap()
+            >= 1.0
+    );
+    // Past stale_after the heartbeat ages of the last good poll are no longer served.
+    exporter.wait_for("per-service series withheld", WAIT, |s| {
+        !has_service(s, "svc")
+    });
+
+    server.restart();
+    let back = exporter.wait_for("recovery", Duration::from_secs(40), |s| {
+        s.value("cinder_up", &[]) == Some(1.0) && has_service(s, "svc")
+    });
+    assert_eq!(service(&back, "cinder_service_up", "svc"), Some(1.0));
+}
+
+#[test]
+fn database_down_at_start() {
+    let server = PrivateServer::start();
+    let db = Database::create_on(server.url(), Schema::Cinder29);
+    insert(&db, "svc", "cinder-volume", Some(-100), Some(0), 1);
+    server.stop();
+    let exporter =
+        Exporter::start(ExporterOptions::for_database(&db.url()).with_config("query_timeout: 1s"));
+    let scrape = exporter.wait_for("a failed poll", WAIT, |s| {
+        s.value("cinder_exporter_poll_errors_total", &[])
+            .is_some_and(|e| e >= 1.0)
+    });
+    assert_eq!(scrape.value("cinder_up", &[]), Some(0.0));
+    assert!(!has_service(&scrape, "svc"));
+    assert_eq!(exporter.get("/-/ready").0, 503);
+    assert_eq!(exporter.get("/-/healthy").0, 200);
+    // The password never shows in the log.
+    assert!(
+        !exporter.log().contains("admin:admin"),
+        "{}",
+        exporter.log()
+    );
+    server.restart();
+    exporter.wait_for("recovery", Duration::from_secs(40), |s| {
+        has_service(s, "svc")
+    });
+    assert_eq!(exporter.get("/-/ready").0, 200);
+}
+
+#[test]
+fn a_locked_services_table_cuts_the_poll_but_not_the_scrapes() {
+    let db = Database::create(Schema::Cinder29);
+    insert(&db, "svc", "cinder-volume", Some(-100), Some(0), 1);
+    let exporter = Exporter::start(
+        ExporterOptions::for_database(&db.url()).with_config("query_timeout: 1s\nstale_after: 30s"),
+    );
+    exporter.wait_for("the service", WAIT, |s| has_service(s, "svc"));
+    let url = db.url();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        use mysql_async::prelude::Queryable;
+        common::block_on(async move {
+            let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+            conn.query_drop("LOCK TABLES services WRITE").await.unwrap();
+            locked_tx.send(()).unwrap();
+            tokio::task::spawn_blocking(move || release_rx.recv())
+                .await
+                .ok();
+            conn.query_drop("UNLOCK TABLES").await.unwrap();
+            conn.disconnect().await.ok();
+        })
+    });
+    locked_rx.recv().unwrap();
+    let scrape = exporter.wait_for("a timed-out poll", WAIT, |s| {
+        s.value("cinder_up", &[]) == Some(0.0)
+    });
+    // Within stale_after the last good reading is still served, with moving ages.
+    assert!(has_service(&scrape, "svc"));
+    assert!(
+        exporter.log().contains("query_timeout"),
+        "{}",
+        exporter.log()
+    );
+    // Scrapes keep answering while the poller waits on the lock.
+    for _ in 0..20 {
+        assert_eq!(exporter.get("/metrics").0, 200);
+    }
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    exporter.wait_for("recovery", WAIT, |s| s.value("cinder_up", &[]) == Some(1.0));
+}
+
+#[test]
+fn http_endpoints() {
+    let db = Database::create(Schema::Cinder29);
+    let exporter = Exporter::start(ExporterOptions::for_database(&db.url()));
+    exporter.wait_for("a poll", WAIT, |s| s.value("cinder_up", &[]) == Some(1.0));
+    let (status, body) = exporter.get("/");
+    assert_eq!(status, 200);
+    assert!(body.contains("href=\"/metrics\""), "{body}");
+    assert_eq!(exporter.get("/-/healthy").0, 200);
+    assert_eq!(exporter.get("/-/ready").0, 200);
+    assert_eq!(exporter.get("/nope").0, 404);
+    // gzip when asked, and the same exposition inside.
+    let (head, body) = common::raw_request(
+        &exporter.address,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+    assert!(Scrape::parse(&text).value("cinder_up", &[]).is_some());
+    // Only GET and HEAD.
+    let (head, _) = common::raw_request(
+        &exporter.address,
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("http/1.1 405"), "{head}");
+}
+
+#[test]
+fn cinder_conf_supplies_the_database_and_the_thresholds() {
+    let db = Database::create(Schema::Cinder29);
+    insert(&db, "svc", "cinder-volume", Some(-100), Some(-45), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("cinder.conf");
+    let url = db.url().replace("mysql://", "mysql+pymysql://") + "?charset=utf8";
+    std::fs::write(
+        &conf,
+        format!("[DEFAULT]\nservice_down_time = 40\nreport_interval = 5\n\n[database]\nconnection = {url}\n"),
+    )
+    .unwrap();
+    let exporter = Exporter::start(ExporterOptions {
+        config: Some(format!(
+            "cinder_conf: {}\npoll_interval: 200ms\n",
+            conf.display()
+        )),
+        env: Vec::new(),
+        args: Vec::new(),
+    });
+    let scrape = exporter.wait_for("the service", WAIT, |s| has_service(s, "svc"));
+    assert_eq!(
+        scrape.value("cinder_config_service_down_time_seconds", &[]),
+        Some(40.0)
+    );
+    assert_eq!(
+        scrape.value("cinder_service_skew_budget_seconds", &[]),
+        Some(35.0)
+    );
+    // 45 s old: down with cinder.conf's 40 s.
+    assert_eq!(service(&scrape, "cinder_service_up", "svc"), Some(0.0));
+    assert!(
+        exporter.log().contains("charset"),
+        "ignored URL parameters are named"
+    );
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let cases = [
+        (
+            write(
+                "unknown.yml",
+                "database:\n  url: mysql://a@b/c\npoll_intervl: 2s\n",
+            ),
+            "unknown.yml:3:1",
+            "poll_intervl",
+        ),
+        (
+            write(
+                "duration.yml",
+                "database:\n  url: mysql://a@b/c\nquery_timeout: 5 minutes\n",
+            ),
+            "duration.yml:3:",
+            "invalid duration",
+        ),
+        (
+            write(
+                "scheme.yml",
+                "database:\n  url: postgresql://u:secretpw@db/cinder\n",
+            ),
+            "scheme.yml:2:",
+            "not supported",
+        ),
+        (
+            write("nodb.yml", "poll_interval: 1s\n"),
+            "",
+            "no database configured",
+        ),
+        (
+            write(
+                "conf.yml",
+                &format!(
+                    "cinder_conf: {}\n",
+                    write("cinder.conf", "[DEFAULT]\nreport_interval = ten\n")
+                ),
+            ),
+            "cinder.conf:2:",
+            "report_interval",
+        ),
+        (
+            write(
+                "section.yml",
+                &format!(
+                    "cinder_conf: {}\n",
+                    write("broken.conf", "[DEFAULT\nx = 1\n")
+                ),
+            ),
+            "broken.conf:1:",
+            "section",
+        ),
+    ];
+    for (path, location, message) in cases {
+        let (code, stderr) = run_exporter_to_exit(&["--config.file", &path], &[]);
+        assert_eq!(code, Some(2), "{path}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(location) && stderr.contains(message),
+            "{path}: {stderr}"
+        );
+        assert!(!stderr.contains("secretpw"), "{stderr}");
+    }
+    let (code, stderr) = run_exporter_to_exit(&["--config.file", "/nonexistent/config.yml"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/config.yml"), "{stderr}");
+}

@@ -85,7 +85,6 @@ impl Poller {
             Ok(result) => result,
             Err(_) => Err(ReadError::TimedOut(self.config.query_timeout)),
         };
-        self.health.last_poll_duration_seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(services) => {
                 if self.consecutive_failures > 0 {
@@ -101,11 +100,13 @@ impl Poller {
                     Some(services.sent_at_unix - services.reference_time);
                 self.report_problems(&services.problems);
                 self.snapshot = Some(Arc::new(self.absorb(services)));
+                self.health.last_poll_duration_seconds = started.elapsed().as_secs_f64();
             }
             Err(error) => {
                 self.consecutive_failures += 1;
                 self.health.last_poll_ok = false;
                 self.health.errors_total += 1;
+                self.health.last_poll_duration_seconds = started.elapsed().as_secs_f64();
                 // Re-read the schema next time: the failure may be an upgrade.
                 self.schema = None;
                 if self.consecutive_failures == 1 {
@@ -131,7 +132,7 @@ impl Poller {
                 .filter(|(_, present)| !present)
                 .map(|(c, _)| *c)
                 .collect();
-            debug!(?absent, "services table columns detected");
+            debug!(?absent, query = schema.query(), "services table columns detected");
             self.schema = Some(schema);
         }
         let schema = self.schema.as_ref().expect("just set");

@@ -79,7 +79,7 @@ fn render_exporter(out: &mut Exposition, published: &Published, settings: &Rende
     out.sample("cinder_exporter_build_info", &settings.build_info, "", 1.0);
     out.family(
         "cinder_exporter_poll_duration_seconds",
-        "Wall time of the latest poll of the services table (connect, query, decode).",
+        "Wall time of the latest poll of the services table: connect, query, decode, and update the diagnosis.",
         MetricType::Gauge,
     );
     out.plain(

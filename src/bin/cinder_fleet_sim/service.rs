@@ -1,0 +1,501 @@
+//! One simulated cinder service process: its own clock, its row, and its heartbeat
+//! loop, driven through the timed events of the fleet file.
+//!
+//! The loop is oslo's `FixedIntervalLoopingCall` as cinder uses it for `report_state`:
+//! the first run one interval after start (`initial_delay = report_interval`), then
+//! each wait is the interval minus the last run's duration (never negative), so a run
+//! that outlasts its interval makes the next heartbeat late. The simulator adds
+//! optional uniform jitter to each wait.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, TimeDelta, Utc};
+use cinder_exporter::shutdown::Shutdown;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+use tokio::time::{sleep, sleep_until, Instant};
+use tracing::{debug, info, warn};
+
+use crate::fleet::{Change, ServiceSpec};
+use crate::table::{self, Table};
+
+/// How soon a failed start (finding or creating the row) is tried again.
+const SETUP_RETRY: Duration = Duration::from_secs(1);
+
+/// The service's clock: true UTC plus a skew that events may step. Atomic so that a
+/// report_state in flight reads the skew of the moment it saves, even when a step
+/// happens during a slow run.
+struct Clock {
+    skew_bits: AtomicU64,
+}
+
+impl Clock {
+    fn new(skew: f64) -> Clock {
+        Clock {
+            skew_bits: AtomicU64::new(skew.to_bits()),
+        }
+    }
+
+    fn skew(&self) -> f64 {
+        f64::from_bits(self.skew_bits.load(Ordering::Relaxed))
+    }
+
+    fn set_skew(&self, skew: f64) {
+        self.skew_bits.store(skew.to_bits(), Ordering::Relaxed);
+    }
+
+    /// What `timeutils.utcnow()` returns on this service's node right now.
+    fn now(&self) -> NaiveDateTime {
+        let skew = TimeDelta::microseconds((self.skew() * 1e6).round() as i64);
+        Utc::now().naive_utc() + skew
+    }
+}
+
+/// One simulated service, ready to [`Service::run`].
+pub struct Service {
+    spec: ServiceSpec,
+    table: Arc<Table>,
+    /// When the simulator started: `start` and event times count from here.
+    epoch: Instant,
+    order: SetupOrder,
+}
+
+/// Services that start at the same moment create their rows in file order, so that
+/// row ids follow the fleet file: each waits for the one before it.
+#[derive(Default)]
+pub struct SetupOrder {
+    /// Fires (or is dropped) when the previous service of the same start is set up.
+    pub after: Option<oneshot::Receiver<()>>,
+    /// Lets the next service of the same start go.
+    pub then: Option<oneshot::Sender<()>>,
+}
+
+/// Lets the next service in line create its row, if it was not let go already.
+fn release(next_in_line: &mut Option<oneshot::Sender<()>>) {
+    if let Some(next) = next_in_line.take() {
+        let _ = next.send(());
+    }
+}
+
+/// How a piece of work (finding the row at start, or one report_state) ended.
+enum Outcome {
+    Setup(table::Result<(i64, bool)>),
+    Report {
+        /// The run's number, counting from 1.
+        run: u64,
+        started: Instant,
+        result: table::Result<Heartbeat>,
+    },
+}
+
+/// What one report_state run wrote.
+struct Heartbeat {
+    row_id: i64,
+    report_count: i64,
+    updated_at: NaiveDateTime,
+    /// The row had vanished and was recreated first.
+    recreated: bool,
+    /// False if the row vanished between load and save: nothing was written.
+    saved: bool,
+}
+
+type BoxedWork<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+impl Service {
+    /// A service described by `spec`, writing through `table`, timed from `epoch`.
+    pub fn new(spec: ServiceSpec, table: Arc<Table>, epoch: Instant, order: SetupOrder) -> Service {
+        Service {
+            spec,
+            table,
+            epoch,
+            order,
+        }
+    }
+
+    /// Runs the service until shutdown. Sends one message on `ready` once its row
+    /// exists. Database errors are logged and the schedule goes on; nothing here
+    /// ends the task but shutdown.
+    pub async fn run(self, ready: UnboundedSender<()>, mut shutdown: Shutdown) {
+        let Service {
+            spec,
+            table,
+            epoch,
+            order,
+        } = self;
+        let (spec, table) = (&spec, &table);
+        let mut previous_in_line = order.after;
+        let mut next_in_line = order.then;
+        // Read by the work in flight, changed by events: hence atomics.
+        let clock = Clock::new(spec.skew);
+        let row_id = AtomicI64::new(0);
+        let mut schedule = Schedule::new(epoch + secs(spec.start), spec);
+        let mut events = spec.events.iter().peekable();
+        let mut announced = false;
+        // At most one piece of work at a time, as in cinder's single looping call;
+        // named for the log if a stop abandons it.
+        let mut busy: Option<(&'static str, BoxedWork<'_>)> = None;
+
+        loop {
+            let next_event = events.peek().map(|e| epoch + secs(e.at));
+            tokio::select! {
+                biased;
+                _ = shutdown.requested() => break,
+                _ = until(next_event) => {
+                    let Some(event) = events.next() else { continue };
+                    let has_row = row_id.load(Ordering::Relaxed) != 0;
+                    match event.change {
+                        Change::Skew(skew) => {
+                            info!(from = clock.skew(), to = skew, "clock stepped");
+                            clock.set_skew(skew);
+                        }
+                        Change::Interval(seconds) => {
+                            info!(
+                                from = schedule.interval,
+                                to = seconds,
+                                "report interval changed"
+                            );
+                            schedule.set_interval(seconds, has_row && busy.is_none());
+                        }
+                        Change::Stop if schedule.stopped => info!("stop: already stopped"),
+                        Change::Stop => {
+                            schedule.stop();
+                            if !has_row {
+                                // Services queued behind this one's start go on.
+                                release(&mut next_in_line);
+                            }
+                            // A process that stops mid-run writes nothing more.
+                            match busy.take() {
+                                Some((work, _)) => info!(abandoned = work, "stopped"),
+                                None => info!("stopped"),
+                            }
+                        }
+                        Change::Resume if !schedule.stopped => info!("resume: not stopped"),
+                        Change::Resume => {
+                            info!("resumed");
+                            schedule.resume(Instant::now(), has_row);
+                        }
+                    }
+                }
+                outcome = finished(&mut busy) => {
+                    busy = None;
+                    let now = Instant::now();
+                    match outcome {
+                        Outcome::Setup(Ok((id, created))) => {
+                            row_id.store(id, Ordering::Relaxed);
+                            release(&mut next_in_line);
+                            info!(
+                                row_id = id,
+                                created,
+                                skew = clock.skew(),
+                                interval = schedule.interval,
+                                "service started"
+                            );
+                            if !announced {
+                                announced = true;
+                                let _ = ready.send(());
+                            }
+                            schedule.started(now);
+                        }
+                        Outcome::Setup(Err(e)) => {
+                            warn!(
+                                error = %e,
+                                retry_in = ?SETUP_RETRY,
+                                "cannot find or create the service row"
+                            );
+                            schedule.retry_setup(now);
+                        }
+                        Outcome::Report { run, started, result } => {
+                            let took = now - started;
+                            log_heartbeat(run, took, schedule.interval, result);
+                            schedule.ran(now, took);
+                        }
+                    }
+                }
+                _ = until(schedule.wake), if busy.is_none() => {
+                    schedule.wake = None;
+                    if row_id.load(Ordering::Relaxed) == 0 {
+                        let clock = &clock;
+                        let previous = previous_in_line.take();
+                        let setup = async move {
+                            if let Some(previous) = previous {
+                                // An error means the previous one is gone: go anyway.
+                                let _ = previous.await;
+                            }
+                            Outcome::Setup(table.find_or_create(spec, || clock.now()).await)
+                        };
+                        busy = Some(("start", Box::pin(setup)));
+                    } else {
+                        let (run, slow) = schedule.next_run();
+                        let slow_by = slow.then(|| secs(spec.slow_by));
+                        let report = report_state(table, spec, &clock, &row_id, slow_by);
+                        let started = Instant::now();
+                        let work = async move {
+                            let result = report.await;
+                            Outcome::Report { run, started, result }
+                        };
+                        busy = Some(("report_state", Box::pin(work)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// When the service next does something, and the state that decides it.
+struct Schedule {
+    /// Seconds between report_state runs; events may change it.
+    interval: f64,
+    jitter: f64,
+    slow_every: u64,
+    stopped: bool,
+    /// When to begin the next piece of work; `None` while stopped or busy.
+    wake: Option<Instant>,
+    /// The pending wait, kept so that an interval change can re-time it.
+    wait: Wait,
+    /// report_state runs begun so far.
+    runs: u64,
+}
+
+impl Schedule {
+    /// A service that starts (finds or creates its row) at `start`.
+    fn new(start: Instant, spec: &ServiceSpec) -> Schedule {
+        Schedule {
+            interval: spec.interval,
+            jitter: spec.jitter,
+            slow_every: spec.slow_every,
+            stopped: false,
+            wake: Some(start),
+            wait: Wait::start(start, 0.0),
+            runs: 0,
+        }
+    }
+
+    /// The row exists: the first heartbeat comes one interval later, as cinder's
+    /// looping call starts with `initial_delay = report_interval`.
+    fn started(&mut self, now: Instant) {
+        self.wait = Wait::start(now, self.jitter);
+        self.wake = Some(self.wait.until(self.interval));
+    }
+
+    fn retry_setup(&mut self, now: Instant) {
+        self.wake = Some(now + SETUP_RETRY);
+    }
+
+    /// Numbers the run about to begin, and says whether it is a slow one.
+    fn next_run(&mut self) -> (u64, bool) {
+        self.runs += 1;
+        let slow = self.slow_every > 0 && self.runs % self.slow_every == 0;
+        (self.runs, slow)
+    }
+
+    /// A report_state run that took `took` has ended (saved or not).
+    fn ran(&mut self, now: Instant, took: Duration) {
+        self.wait = Wait::after_run(now, took, self.jitter);
+        self.wake = Some(self.wait.until(self.interval));
+    }
+
+    /// `waiting` says a heartbeat wait is pending: it is re-timed from when it began.
+    fn set_interval(&mut self, interval: f64, waiting: bool) {
+        self.interval = interval;
+        if waiting && !self.stopped {
+            self.wake = Some(self.wait.until(interval));
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stopped = true;
+        self.wake = None;
+    }
+
+    /// Heartbeats restart as at start, one interval on; a service that never got
+    /// its row tries again at once.
+    fn resume(&mut self, now: Instant, has_row: bool) {
+        self.stopped = false;
+        if has_row {
+            self.started(now);
+        } else {
+            self.wake = Some(now);
+        }
+    }
+}
+
+/// One report_state: load the row (recreating it if it vanished), spend `slow_by`
+/// if this run is a slow one, then save `report_count + 1` and the service's clock.
+async fn report_state(
+    table: &Table,
+    spec: &ServiceSpec,
+    clock: &Clock,
+    row_id: &AtomicI64,
+    slow_by: Option<Duration>,
+) -> table::Result<Heartbeat> {
+    let mut id = row_id.load(Ordering::Relaxed);
+    let mut recreated = false;
+    let loaded = match table.load(id).await? {
+        Some(loaded) => loaded,
+        None => {
+            // cinder: "The service database object disappeared, recreating it."
+            id = table.insert(spec, clock.now()).await?;
+            row_id.store(id, Ordering::Relaxed);
+            recreated = true;
+            info!(row_id = id, "service row had disappeared; recreated it");
+            match table.load(id).await? {
+                Some(loaded) => loaded,
+                None => {
+                    return Ok(Heartbeat {
+                        row_id: id,
+                        report_count: 0,
+                        updated_at: clock.now(),
+                        recreated,
+                        saved: false,
+                    })
+                }
+            }
+        }
+    };
+    if let Some(slow_by) = slow_by {
+        sleep(slow_by).await;
+    }
+    let report_count = loaded.report_count + 1;
+    // cinder puts its configured zone back if someone changed the row's.
+    let zone = (loaded.availability_zone.as_deref() != Some(spec.zone.as_str()))
+        .then_some(spec.zone.as_str());
+    // Read the clock now, not before the slow part: the ORM stamps at flush time.
+    let updated_at = clock.now();
+    let saved = table.save(id, report_count, updated_at, zone).await?;
+    Ok(Heartbeat {
+        row_id: id,
+        report_count,
+        updated_at,
+        recreated,
+        saved,
+    })
+}
+
+fn log_heartbeat(run: u64, took: Duration, interval: f64, result: table::Result<Heartbeat>) {
+    match result {
+        Ok(beat) if beat.saved => {
+            debug!(
+                run,
+                row_id = beat.row_id,
+                report_count = beat.report_count,
+                updated_at = %table::literal(beat.updated_at),
+                recreated = beat.recreated,
+                took = ?took,
+                "heartbeat"
+            );
+            let over = took.as_secs_f64() - interval;
+            if over > 0.0 {
+                // oslo.service logs this for a report_state that outlasts its interval.
+                warn!(run, "report_state run outlasted interval by {over:.2} sec");
+            }
+        }
+        Ok(beat) => warn!(
+            run,
+            row_id = beat.row_id,
+            "service row vanished before the save; nothing written"
+        ),
+        Err(e) => warn!(run, error = %e, "report_state failed; keeping the schedule"),
+    }
+}
+
+/// A wait between heartbeats, kept so that it can be re-timed when the interval
+/// changes while it is pending.
+#[derive(Clone, Copy)]
+struct Wait {
+    /// When the wait began (the end of the last run, or the start).
+    from: Instant,
+    /// The last run's duration, subtracted from the interval.
+    last_run: Duration,
+    /// This wait's jitter, seconds (drawn once, so re-timing does not re-draw it).
+    jitter: f64,
+}
+
+impl Wait {
+    /// The wait before the first heartbeat: a whole interval.
+    fn start(from: Instant, jitter: f64) -> Wait {
+        Wait::after_run(from, Duration::ZERO, jitter)
+    }
+
+    /// The wait after a run that took `last_run`.
+    fn after_run(from: Instant, last_run: Duration, jitter: f64) -> Wait {
+        let jitter = if jitter > 0.0 {
+            (fastrand::f64() * 2.0 - 1.0) * jitter
+        } else {
+            0.0
+        };
+        Wait {
+            from,
+            last_run,
+            jitter,
+        }
+    }
+
+    /// When the next run starts for this `interval`.
+    fn until(&self, interval: f64) -> Instant {
+        self.from + secs(wait_seconds(interval, self.last_run, self.jitter))
+    }
+}
+
+/// `max(0, interval - last_run) + jitter`, never below zero.
+fn wait_seconds(interval: f64, last_run: Duration, jitter: f64) -> f64 {
+    ((interval - last_run.as_secs_f64()).max(0.0) + jitter).max(0.0)
+}
+
+fn secs(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
+}
+
+/// Sleeps until `deadline`; without one, never completes.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The outcome of the work in flight; with none, never completes.
+async fn finished(busy: &mut Option<(&'static str, BoxedWork<'_>)>) -> Outcome {
+    match busy {
+        Some((_, work)) => work.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_interval_minus_the_run_plus_jitter() {
+        assert_eq!(wait_seconds(10.0, Duration::ZERO, 0.0), 10.0);
+        assert_eq!(wait_seconds(10.0, Duration::from_secs(3), 0.0), 7.0);
+        // A run that outlasts its interval: the next one starts at once.
+        assert_eq!(wait_seconds(10.0, Duration::from_secs(12), 0.0), 0.0);
+        assert_eq!(wait_seconds(10.0, Duration::from_secs(12), 0.5), 0.5);
+        assert_eq!(wait_seconds(1.0, Duration::ZERO, -2.0), 0.0);
+        assert_eq!(wait_seconds(10.0, Duration::from_secs(2), -1.0), 7.0);
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        for _ in 0..1000 {
+            let w = Wait::after_run(Instant::now(), Duration::ZERO, 0.5);
+            assert!((-0.5..=0.5).contains(&w.jitter));
+        }
+        assert_eq!(Wait::start(Instant::now(), 0.0).jitter, 0.0);
+    }
+
+    #[test]
+    fn the_service_clock_is_utc_plus_skew() {
+        let clock = Clock::new(-45.0);
+        let delta = (Utc::now().naive_utc() - clock.now()).as_seconds_f64();
+        assert!((delta - 45.0).abs() < 0.5, "{delta}");
+        clock.set_skew(120.25);
+        let delta = (clock.now() - Utc::now().naive_utc()).as_seconds_f64();
+        assert!((delta - 120.25).abs() < 0.5, "{delta}");
+    }
+}

@@ -2,9 +2,11 @@
 //!
 //! The per-service families are computed at scrape time from a snapshot (ages move
 //! with the clock), so a client-library registry — one object per series, locked and
-//! rebuilt on every poll — would cost memory and time per series. Instead the label
-//! sets are escaped once per poll ([`LabelSet`]) and each scrape streams samples
-//! straight into one buffer: no allocation per series, output linear in services.
+//! rebuilt on every poll — would cost memory and time per series; and the Rust client
+//! (`prometheus-client`) does not escape label values (client_rust issue #151), which
+//! free text from the database (disabled reasons) needs. Instead the label sets are
+//! escaped once per poll ([`LabelSet`]) and each scrape writes samples straight into a
+//! buffer: no allocation per series, output linear in services.
 
 use std::fmt::Write as _;
 
@@ -140,6 +142,12 @@ impl Exposition {
     /// Whether nothing has been written yet.
     pub fn is_empty(&self) -> bool {
         self.out.is_empty()
+    }
+
+    /// Hands out what has been written so far and starts a new buffer of `capacity`
+    /// bytes: the exposition can thus be sent in pieces while it is written.
+    pub fn take(&mut self, capacity: usize) -> String {
+        std::mem::replace(&mut self.out, String::with_capacity(capacity))
     }
 
     /// The finished text.

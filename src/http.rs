@@ -5,13 +5,11 @@
 //! slow or hostile clients cannot starve Prometheus' scrapes or grow memory.
 
 use std::convert::Infallible;
-use std::io::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::server::conn::http1;
@@ -23,7 +21,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
-use crate::render::{render, RenderSettings};
+use crate::metrics_body::MetricsBody;
+use crate::render::{ExpositionWriter, RenderSettings};
 use crate::shutdown::Shutdown;
 use crate::snapshot::SharedState;
 
@@ -39,13 +38,14 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(900);
 /// The exposition's content type: text format 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Every response's body: a small fixed text, or the streamed exposition.
+pub type ResponseBody = Either<Full<Bytes>, MetricsBody>;
+
 /// What every request handler needs.
 pub struct App {
     state: Arc<SharedState>,
     settings: RenderSettings,
     telemetry_path: String,
-    /// Size of the previous exposition: the next buffer starts that large.
-    last_size: AtomicUsize,
 }
 
 impl App {
@@ -54,11 +54,10 @@ impl App {
             state,
             settings,
             telemetry_path,
-            last_size: AtomicUsize::new(0),
         }
     }
 
-    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<ResponseBody> {
         if request.method() != Method::GET && request.method() != Method::HEAD {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
             response
@@ -73,7 +72,7 @@ impl App {
                 .get(ACCEPT_ENCODING)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(accepts_gzip);
-            return self.metrics(gzip).await;
+            return self.metrics(gzip);
         }
         match path {
             "/" => self.landing_page(),
@@ -87,54 +86,22 @@ impl App {
         }
     }
 
-    async fn metrics(self: Arc<Self>, gzip: bool) -> Response<Full<Bytes>> {
-        // Rendering and compression are CPU work proportional to the number of
-        // services: keep them off the threads that accept connections.
-        let app = Arc::clone(&self);
-        let rendered = tokio::task::spawn_blocking(move || {
-            let published = app.state.current();
-            let body = render(
-                &published,
-                &app.settings,
-                Instant::now(),
-                app.last_size.load(Ordering::Relaxed),
-            );
-            app.last_size.store(body.len(), Ordering::Relaxed);
-            if gzip {
-                let mut encoder = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(body.len() / 8),
-                    flate2::Compression::fast(),
-                );
-                encoder.write_all(body.as_bytes())?;
-                encoder.finish().map(|b| (b, true))
-            } else {
-                Ok((body.into_bytes(), false))
-            }
-        })
-        .await;
-        match rendered {
-            Ok(Ok((body, gzipped))) => {
-                let mut response = Response::new(Full::new(Bytes::from(body)));
-                let headers = response.headers_mut();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
-                headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-                if gzipped {
-                    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                }
-                response
-            }
-            Ok(Err(error)) => {
-                warn!(%error, "compressing the exposition failed");
-                text(StatusCode::INTERNAL_SERVER_ERROR, "Compression failed\n")
-            }
-            Err(error) => {
-                warn!(%error, "rendering the exposition failed");
-                text(StatusCode::INTERNAL_SERVER_ERROR, "Rendering failed\n")
-            }
+    /// The exposition, from the latest published snapshot at this instant. It is
+    /// written while it is sent (see [`MetricsBody`]), so a scrape's memory does not
+    /// grow with the number of services.
+    fn metrics(&self, gzip: bool) -> Response<ResponseBody> {
+        let writer = ExpositionWriter::new(self.state.current(), &self.settings, Instant::now());
+        let mut response = Response::new(Either::Right(MetricsBody::new(writer, gzip)));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+        headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+        if gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
+        response
     }
 
-    fn landing_page(&self) -> Response<Full<Bytes>> {
+    fn landing_page(&self) -> Response<ResponseBody> {
         let path = html_escape(&self.telemetry_path);
         let page = format!(
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Cinder Exporter</title></head>\n\
@@ -145,7 +112,7 @@ impl App {
              <p>Version {}</p>\n</body>\n</html>\n",
             env!("CARGO_PKG_VERSION")
         );
-        let mut response = Response::new(Full::new(Bytes::from(page)));
+        let mut response = Response::new(Either::Left(Full::new(Bytes::from(page))));
         response.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
@@ -204,8 +171,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: Shutdown)
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(body.as_bytes()))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,

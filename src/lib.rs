@@ -3,7 +3,8 @@
 //!
 //! The data flows one way: [`config`] → [`database`] (one query per poll, driven by
 //! [`poller`]) → [`model`] and [`diagnosis`] (pure verdicts and estimates) →
-//! [`snapshot`] (published per poll) → [`render`] (per scrape) → [`http`].
+//! [`snapshot`] (published per poll) → [`render`] (per scrape, streamed by
+//! [`metrics_body`]) → [`http`].
 
 pub mod cinder_conf;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod diagnosis;
 pub mod duration;
 pub mod exposition;
 pub mod http;
+pub mod metrics_body;
 pub mod model;
 pub mod poller;
 pub mod render;

@@ -132,7 +132,11 @@ impl Poller {
                 .filter(|(_, present)| !present)
                 .map(|(c, _)| *c)
                 .collect();
-            debug!(?absent, query = schema.query(), "services table columns detected");
+            debug!(
+                ?absent,
+                query = schema.query(),
+                "services table columns detected"
+            );
             self.schema = Some(schema);
         }
         let schema = self.schema.as_ref().expect("just set");

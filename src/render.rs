@@ -4,13 +4,22 @@
 //! terms. Everything that depends on "now" (age, both verdicts, the cause of a down)
 //! is computed per scrape from the snapshot's reference time plus the monotonic time
 //! elapsed since the poll.
+//!
+//! A scrape is written in pieces of about [`CHUNK_BYTES`] ([`ExpositionWriter`]), so
+//! that its memory does not grow with the number of services or of concurrent
+//! scrapers; every piece comes from one immutable snapshot and one instant, so the
+//! pieces add up to one consistent exposition.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::diagnosis::{DownCause, Thresholds};
 use crate::exposition::{Exposition, LabelSet, MetricType};
 use crate::model::{api_up, heartbeat_age, scheduler_up};
 use crate::snapshot::{Published, ServiceState, Snapshot};
+
+/// Size of the pieces a scrape is written and sent in.
+pub const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Settings that shape the output; fixed for the life of the process.
 #[derive(Clone, Debug)]
@@ -42,25 +51,126 @@ impl RenderSettings {
     }
 }
 
-/// Renders the whole exposition. `capacity_hint` is the size of the previous one.
-pub fn render(
-    published: &Published,
-    settings: &RenderSettings,
-    now: Instant,
-    capacity_hint: usize,
-) -> String {
-    let mut out = Exposition::with_capacity(capacity_hint.max(4096));
-    render_exporter(&mut out, published, settings);
-    render_config(&mut out, settings);
-    if let Some(snapshot) = &published.snapshot {
-        let age = now.saturating_duration_since(snapshot.taken_at);
-        // Never present an old reading as current: an age computed from it would
-        // keep growing plausibly while the services may have recovered long ago.
-        if age <= settings.stale_after {
-            render_services(&mut out, snapshot, settings, snapshot.reference_now(now));
+/// Renders the whole exposition into one string (tests and small outputs).
+pub fn render(published: &Arc<Published>, settings: &RenderSettings, now: Instant) -> String {
+    let mut writer = ExpositionWriter::new(Arc::clone(published), settings, now);
+    let mut out = String::new();
+    while let Some(piece) = writer.next_piece(CHUNK_BYTES) {
+        out.push_str(&piece);
+    }
+    out
+}
+
+/// Writes one scrape's exposition piece by piece.
+pub struct ExpositionWriter {
+    out: Exposition,
+    /// The per-service part still to write, if any.
+    services: Option<ServiceCursor>,
+}
+
+/// Where the per-service part of a scrape has got to.
+struct ServiceCursor {
+    snapshot: Arc<Snapshot>,
+    verdicts: Vec<Verdict>,
+    family: usize,
+    service: usize,
+}
+
+/// Per-service values at one instant, computed once per scrape.
+struct Verdict {
+    age: Option<f64>,
+    up: bool,
+    scheduler_up: bool,
+    cause: DownCause,
+}
+
+impl ExpositionWriter {
+    /// Fixes the scrape's instant and computes every verdict; writes the small
+    /// exporter and configuration families at once.
+    pub fn new(
+        published: Arc<Published>,
+        settings: &RenderSettings,
+        now: Instant,
+    ) -> ExpositionWriter {
+        let mut out = Exposition::with_capacity(CHUNK_BYTES + 4096);
+        render_exporter(&mut out, &published, settings);
+        render_config(&mut out, settings);
+        let services = published.snapshot.as_ref().and_then(|snapshot| {
+            // Never present an old reading as current: an age computed from it would
+            // keep growing plausibly while the services may have recovered long ago.
+            let stale = now.saturating_duration_since(snapshot.taken_at) > settings.stale_after;
+            (!stale).then(|| ServiceCursor::new(Arc::clone(snapshot), settings.thresholds(), now))
+        });
+        ExpositionWriter { out, services }
+    }
+
+    /// The next piece of at least `min_bytes` (less only for the last one), or
+    /// `None` once everything has been handed out.
+    pub fn next_piece(&mut self, min_bytes: usize) -> Option<String> {
+        if let Some(cursor) = &mut self.services {
+            if !cursor.write(&mut self.out, min_bytes) {
+                self.services = None;
+            }
+        }
+        if self.out.is_empty() {
+            return None;
+        }
+        let capacity = if self.services.is_some() {
+            min_bytes + 4096
+        } else {
+            0
+        };
+        Some(self.out.take(capacity))
+    }
+}
+
+impl ServiceCursor {
+    fn new(snapshot: Arc<Snapshot>, thresholds: Thresholds, now: Instant) -> ServiceCursor {
+        let reference_now = snapshot.reference_now(now);
+        let down = thresholds.service_down_time;
+        let verdicts = snapshot
+            .services
+            .iter()
+            .map(|s| {
+                let age = heartbeat_age(reference_now, s.last_heartbeat);
+                let up = api_up(age, down);
+                Verdict {
+                    age,
+                    up,
+                    scheduler_up: scheduler_up(reference_now, s.updated_at, down),
+                    cause: s.diagnosis.down_cause(age, up, reference_now, &thresholds),
+                }
+            })
+            .collect();
+        ServiceCursor {
+            snapshot,
+            verdicts,
+            family: 0,
+            service: 0,
         }
     }
-    out.into_string()
+
+    /// Writes until `out` holds `min_bytes` or the services are done; returns whether
+    /// anything is left.
+    fn write(&mut self, out: &mut Exposition, min_bytes: usize) -> bool {
+        let services = &self.snapshot.services;
+        while let Some(family) = SERVICE_FAMILIES.get(self.family) {
+            if self.service == 0 {
+                out.family(family.name, family.help, family.kind);
+            }
+            while self.service < services.len() {
+                let i = self.service;
+                (family.samples)(out, family.name, &services[i], &self.verdicts[i]);
+                self.service += 1;
+                if out.len() >= min_bytes {
+                    return true;
+                }
+            }
+            self.family += 1;
+            self.service = 0;
+        }
+        false
+    }
 }
 
 fn render_exporter(out: &mut Exposition, published: &Published, settings: &RenderSettings) {
@@ -141,147 +251,94 @@ fn render_config(out: &mut Exposition, settings: &RenderSettings) {
     out.plain("cinder_service_skew_budget_seconds", thresholds.skew_budget);
 }
 
-/// Per-service values at one instant, computed once per scrape.
-struct Verdict {
-    age: Option<f64>,
-    up: bool,
-    scheduler_up: bool,
-    cause: DownCause,
+/// One per-service metric family: its name, HELP, type, and how one service's
+/// samples are written (none, when the value is unknown).
+struct ServiceFamily {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    samples: fn(&mut Exposition, &'static str, &ServiceState, &Verdict),
 }
 
-fn render_services(
-    out: &mut Exposition,
-    snapshot: &Snapshot,
-    settings: &RenderSettings,
-    reference_now: f64,
-) {
-    let thresholds = settings.thresholds();
-    let down = thresholds.service_down_time;
-    let services = &snapshot.services;
-    let verdicts: Vec<Verdict> = services
-        .iter()
-        .map(|s| {
-            let age = heartbeat_age(reference_now, s.last_heartbeat);
-            let up = api_up(age, down);
-            Verdict {
-                age,
-                up,
-                scheduler_up: scheduler_up(reference_now, s.updated_at, down),
-                cause: s.diagnosis.down_cause(age, up, reference_now, &thresholds),
-            }
-        })
-        .collect();
-    let each = |out: &mut Exposition,
-                name: &str,
-                value: &dyn Fn(&ServiceState, &Verdict) -> Option<f64>| {
-        for (service, verdict) in services.iter().zip(&verdicts) {
-            if let Some(v) = value(service, verdict) {
-                out.sample(name, &service.labels, "", v);
-            }
-        }
-    };
-
-    out.family(
-        "cinder_service_up",
-        "1 if cinder-api (openstack volume service list) shows the service up: abs(now - (updated_at or created_at)) <= service_down_time, now being the database clock.",
-        MetricType::Gauge,
-    );
-    each(out, "cinder_service_up", &|_, v| Some(bool_value(v.up)));
-    out.family(
-        "cinder_service_scheduler_up",
-        "1 if the scheduler (and cinder-manage service list) sees the service up: updated_at >= now - service_down_time; a clock running ahead stays up here.",
-        MetricType::Gauge,
-    );
-    each(out, "cinder_service_scheduler_up", &|_, v| {
-        Some(bool_value(v.scheduler_up))
-    });
-    out.family(
-        "cinder_service_enabled",
-        "1 if the service is enabled (disabled = 0 or NULL), 0 if an operator disabled it.",
-        MetricType::Gauge,
-    );
-    each(out, "cinder_service_enabled", &|s, _| {
-        Some(bool_value(s.enabled))
-    });
-    out.family(
-        "cinder_service_heartbeat_age_seconds",
-        "Database clock minus (updated_at or created_at), signed: negative when the service's clock runs ahead.",
-        MetricType::Gauge,
-    );
-    each(out, "cinder_service_heartbeat_age_seconds", &|_, v| v.age);
-    out.family(
-        "cinder_service_last_heartbeat_timestamp_seconds",
-        "updated_at (or created_at when NULL) as the service recorded it with its own clock, unix seconds.",
-        MetricType::Gauge,
-    );
-    each(
-        out,
-        "cinder_service_last_heartbeat_timestamp_seconds",
-        &|s, _| s.last_heartbeat.map(|t| t as f64),
-    );
-    out.family(
-        "cinder_service_reports_total",
-        "Heartbeats the service has recorded (the report_count column).",
-        MetricType::Counter,
-    );
-    each(out, "cinder_service_reports_total", &|s, _| {
-        Some(s.report_count as f64)
-    });
-    out.family(
-        "cinder_service_info",
-        "Descriptive fields of the service row; the value is always 1. Empty labels are NULL or absent in this cinder schema.",
-        MetricType::Gauge,
-    );
-    for service in services {
-        out.sample(
-            "cinder_service_info",
-            &service.labels,
-            service.info_labels.as_str(),
-            1.0,
-        );
-    }
-    out.family(
-        "cinder_service_heartbeat_interval_seconds",
-        "Observed mean time between heartbeats: change of updated_at over change of report_count across recent heartbeats (both written by the service, so immune to its clock offset).",
-        MetricType::Gauge,
-    );
-    each(out, "cinder_service_heartbeat_interval_seconds", &|s, _| {
-        s.diagnosis.heartbeat_interval
-    });
-    out.family(
-        "cinder_service_clock_offset_seconds",
-        "Estimated service clock minus database clock (positive: the service node runs ahead), bracketed from the polls between which report_count advanced.",
-        MetricType::Gauge,
-    );
-    each(out, "cinder_service_clock_offset_seconds", &|s, _| {
-        s.diagnosis.clock_offset.map(|o| o.estimate)
-    });
-    out.family(
-        "cinder_service_clock_offset_uncertainty_seconds",
-        "Half-width of the bound on cinder_service_clock_offset_seconds: the true offset lies within estimate +/- this.",
-        MetricType::Gauge,
-    );
-    each(
-        out,
-        "cinder_service_clock_offset_uncertainty_seconds",
-        &|s, _| s.diagnosis.clock_offset.map(|o| o.uncertainty),
-    );
-    out.family(
-        "cinder_service_down_cause",
-        "Why the service shows down in cinder-api, one-hot over cause: none (up), heartbeat_stopped, clock_skew, heartbeat_late, unknown (not enough observations yet).",
-        MetricType::Gauge,
-    );
-    for (service, verdict) in services.iter().zip(&verdicts) {
-        for cause in DownCause::ALL {
-            out.sample(
-                "cinder_service_down_cause",
-                &service.labels,
-                CAUSE_LABELS[cause as usize],
-                bool_value(cause == verdict.cause),
-            );
-        }
+/// Writes `value` with the service's identity labels, if there is a value.
+fn identity_sample(out: &mut Exposition, name: &str, service: &ServiceState, value: Option<f64>) {
+    if let Some(value) = value {
+        out.sample(name, &service.labels, "", value);
     }
 }
+
+const SERVICE_FAMILIES: [ServiceFamily; 11] = [
+    ServiceFamily {
+        name: "cinder_service_up",
+        help: "1 if cinder-api (openstack volume service list) shows the service up: abs(now - (updated_at or created_at)) <= service_down_time, now being the database clock.",
+        kind: MetricType::Gauge,
+        samples: |out, name, s, v| identity_sample(out, name, s, Some(bool_value(v.up))),
+    },
+    ServiceFamily {
+        name: "cinder_service_scheduler_up",
+        help: "1 if the scheduler (and cinder-manage service list) sees the service up: updated_at >= now - service_down_time; a clock running ahead stays up here.",
+        kind: MetricType::Gauge,
+        samples: |out, name, s, v| identity_sample(out, name, s, Some(bool_value(v.scheduler_up))),
+    },
+    ServiceFamily {
+        name: "cinder_service_enabled",
+        help: "1 if the service is enabled (disabled = 0 or NULL), 0 if an operator disabled it.",
+        kind: MetricType::Gauge,
+        samples: |out, name, s, _| identity_sample(out, name, s, Some(bool_value(s.enabled))),
+    },
+    ServiceFamily {
+        name: "cinder_service_heartbeat_age_seconds",
+        help: "Database clock minus (updated_at or created_at), signed: negative when the service's clock runs ahead.",
+        kind: MetricType::Gauge,
+        samples: |out, name, s, v| identity_sample(out, name, s, v.age),
+    },
+    ServiceFamily {
+        name: "cinder_service_last_heartbeat_timestamp_seconds",
+        help: "updated_at (or created_at when NULL) as the service recorded it with its own clock, unix seconds.",
+        kind: MetricType::Gauge,
+        samples: |out, name, s, _| identity_sample(out, name, s, s.last_heartbeat.map(|t| t as f64)),
+    },
+    ServiceFamily {
+        name: "cinder_service_reports_total",
+        help: "Heartbeats the service has recorded (the report_count column).",
+        kind: MetricType::Counter,
+        samples: |out, name, s, _| identity_sample(out, name, s, Some(s.report_count as f64)),
+    },
+    ServiceFamily {
+        name: "cinder_service_info",
+        help: "Descriptive fields of the service row; the value is always 1. Empty labels are NULL or absent in this cinder schema.",
+        kind: MetricType::Gauge,
+        samples: |out, name, s, _| out.sample(name, &s.labels, s.info_labels.as_str(), 1.0),
+    },
+    ServiceFamily {
+        name: "cinder_service_heartbeat_interval_seconds",
+        help: "Observed mean time between heartbeats: change of updated_at over change of report_count across recent heartbeats (both written by the service, so immune to its clock offset).",
+        kind: MetricType::Gauge,
+        samples: |out, name, s, _| identity_sample(out, name, s, s.diagnosis.heartbeat_interval),
+    },
+    ServiceFamily {
+        name: "cinder_service_clock_offset_seconds",
+        help: "Estimated service clock minus database clock (positive: the service node runs ahead), bracketed from the polls between which report_count advanced.",
+        kind: MetricType::Gauge,
+        samples: |out, name, s, _| identity_sample(out, name, s, s.diagnosis.clock_offset.map(|o| o.estimate)),
+    },
+    ServiceFamily {
+        name: "cinder_service_clock_offset_uncertainty_seconds",
+        help: "Half-width of the bound on cinder_service_clock_offset_seconds: the true offset lies within estimate +/- this.",
+        kind: MetricType::Gauge,
+        samples: |out, name, s, _| identity_sample(out, name, s, s.diagnosis.clock_offset.map(|o| o.uncertainty)),
+    },
+    ServiceFamily {
+        name: "cinder_service_down_cause",
+        help: "Why the service shows down in cinder-api, one-hot over cause: none (up), heartbeat_stopped, clock_skew, heartbeat_late, unknown (not enough observations yet).",
+        kind: MetricType::Gauge,
+        samples: |out, name, s, v| {
+            for cause in DownCause::ALL {
+                out.sample(name, &s.labels, CAUSE_LABELS[cause as usize], bool_value(cause == v.cause));
+            }
+        },
+    },
+];
 
 /// `cause="..."` rendered once per cause, indexed by the enum's discriminant.
 const CAUSE_LABELS: [&str; 5] = [
@@ -303,6 +360,8 @@ fn bool_value(b: bool) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnosis::Diagnosis;
+    use crate::snapshot::PollHealth;
 
     #[test]
     fn cause_labels_follow_the_enum() {
@@ -312,5 +371,80 @@ mod tests {
                 format!("cause=\"{}\"", cause.as_str())
             );
         }
+    }
+
+    fn published(services: usize, taken_at: Instant) -> Arc<Published> {
+        let service = |i: usize| ServiceState {
+            labels: LabelSet::new([
+                ("host", format!("node{i}@lvm").as_str()),
+                ("binary", "cinder-volume"),
+                ("zone", "nova"),
+            ]),
+            info_labels: LabelSet::new([("cluster", "")]),
+            enabled: true,
+            report_count: 7,
+            last_heartbeat: Some(1_000),
+            updated_at: Some(1_000),
+            diagnosis: Diagnosis {
+                heartbeat_interval: Some(10.0),
+                clock_offset: None,
+                count_seen_since: 995.0,
+                advance_seen: true,
+            },
+        };
+        Arc::new(Published {
+            snapshot: Some(Arc::new(Snapshot {
+                reference_time: 1_005.0,
+                taken_at,
+                services: (0..services).map(service).collect(),
+            })),
+            health: PollHealth {
+                last_poll_ok: true,
+                ..PollHealth::default()
+            },
+        })
+    }
+
+    fn settings() -> RenderSettings {
+        RenderSettings {
+            service_down_time: Duration::from_secs(60),
+            report_interval: Duration::from_secs(10),
+            stale_after: Duration::from_secs(30),
+            build_info: RenderSettings::build_labels(),
+        }
+    }
+
+    #[test]
+    fn pieces_add_up_to_whole_families() {
+        let now = Instant::now();
+        let published = published(3_000, now);
+        let whole = render(&published, &settings(), now);
+        let mut writer = ExpositionWriter::new(Arc::clone(&published), &settings(), now);
+        let mut pieces = Vec::new();
+        while let Some(piece) = writer.next_piece(1_000) {
+            pieces.push(piece);
+        }
+        assert!(pieces.len() > 10);
+        assert!(pieces[..pieces.len() - 1].iter().all(|p| p.len() >= 1_000));
+        assert_eq!(pieces.concat(), whole);
+        // Each family is announced once, its samples together.
+        assert_eq!(whole.matches("# TYPE cinder_service_up gauge").count(), 1);
+        assert_eq!(
+            whole.matches("\ncinder_service_down_cause{").count(),
+            3_000 * 5
+        );
+        assert!(whole.contains("cinder_service_heartbeat_age_seconds{host=\"node0@lvm\",binary=\"cinder-volume\",zone=\"nova\"} 5\n"));
+    }
+
+    #[test]
+    fn a_stale_snapshot_withholds_the_services() {
+        let now = Instant::now();
+        let published = published(2, now);
+        let later = now + Duration::from_secs(31);
+        let text = render(&published, &settings(), later);
+        assert!(!text.contains("cinder_service_up"));
+        assert!(text.contains("cinder_up 1\n"));
+        let text = render(&published, &settings(), now + Duration::from_secs(29));
+        assert!(text.contains("cinder_service_heartbeat_age_seconds{host=\"node1@lvm\",binary=\"cinder-volume\",zone=\"nova\"} 34\n"));
     }
 }

@@ -374,17 +374,24 @@ fn http_endpoints() {
     assert_eq!(exporter.get("/-/ready").0, 200);
     assert_eq!(exporter.get("/nope").0, 404);
     // gzip when asked, and the same exposition inside.
-    let (head, body) = common::raw_request(
-        &exporter.address,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
-    );
-    assert!(head.contains("content-encoding: gzip"), "{head}");
-    assert!(
-        head.contains("content-type: text/plain; version=0.0.4"),
-        "{head}"
-    );
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let mut response = agent
+        .get(&format!("http://{}/metrics", exporter.address))
+        .header("Accept-Encoding", "gzip")
+        .call()
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let compressed = response.body_mut().read_to_vec().unwrap();
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&compressed[..]),
+        &mut text,
+    )
+    .unwrap();
     assert!(Scrape::parse(&text).value("cinder_up", &[]).is_some());
     // Only GET and HEAD.
     let (head, _) = common::raw_request(

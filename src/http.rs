@@ -42,7 +42,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
@@ -276,21 +276,14 @@ pub async fn serve(
         let connection = Connection {
             app: Arc::clone(&app),
             watcher: graceful.watcher(),
-            pressure: Arc::clone(&pressure),
-            activity,
+            shedding: Shedding {
+                pressure: Arc::clone(&pressure),
+                activity,
+            },
         };
         let tls = tls.clone();
         tokio::spawn(async move {
-            match tls {
-                None => connection.serve(io).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-                        Ok(Ok(stream)) => connection.serve(stream).await,
-                        Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
-                        Err(_) => debug!("TLS handshake timed out"),
-                    }
-                }
-            }
+            connection.run(io, tls).await;
             drop(permit);
         });
     }
@@ -324,18 +317,41 @@ async fn wait_for_slot(
 struct Connection {
     app: Arc<App>,
     watcher: hyper_util::server::graceful::Watcher,
+    shedding: Shedding,
+}
+
+/// Closes the connection when the server is full and this connection is idle.
+struct Shedding {
+    /// Notified by the accept loop while it waits for a free slot.
     pressure: Arc<Notify>,
     activity: Arc<Activity>,
 }
 
 impl Connection {
-    /// Serves HTTP/1.1 on `io` until the client leaves, a timeout ends it, shutdown, or
-    /// it is idle while the server is full.
-    async fn serve<I>(self, io: I)
+    /// Serves the connection until the client leaves, a timeout ends it, shutdown, or
+    /// it is idle while the server is full; with `tls`, after a TLS handshake.
+    async fn run(self, io: GuardedIo<TcpStream>, tls: Option<TlsAcceptor>) {
+        let Some(acceptor) = tls else {
+            return self.serve_http(io).await;
+        };
+        let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io));
+        match self.shedding.unless_shed(handshake).await {
+            Some(Ok(Ok(stream))) => self.serve_http(stream).await,
+            Some(Ok(Err(error))) => debug!(%error, "TLS handshake failed"),
+            Some(Err(_)) => debug!("TLS handshake timed out"),
+            None => {}
+        }
+    }
+
+    async fn serve_http<I>(self, io: I)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let app = self.app;
+        let Connection {
+            app,
+            watcher,
+            shedding,
+        } = self;
         let service = service_fn(move |request| {
             let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(app.respond(request).await) }
@@ -345,21 +361,26 @@ impl Connection {
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_buf_size(MAX_HEADER_BYTES)
             .serve_connection(TokioIo::new(io), service);
-        let connection = self.watcher.watch(connection);
-        tokio::pin!(connection);
+        let connection = watcher.watch(connection);
+        if let Some(Err(error)) = shedding.unless_shed(connection).await {
+            debug!(%error, "connection ended with an error");
+        }
+    }
+}
+
+impl Shedding {
+    /// Runs `work` to completion, unless the server runs out of connection slots while
+    /// this connection is idle: then `None`, and dropping `work` closes the socket.
+    async fn unless_shed<F: Future>(&self, work: F) -> Option<F::Output> {
+        tokio::pin!(work);
         loop {
             let shed = self.pressure.notified();
             tokio::select! {
-                result = &mut connection => {
-                    if let Err(error) = result {
-                        debug!(%error, "connection ended with an error");
-                    }
-                    return;
-                }
+                output = &mut work => return Some(output),
                 _ = shed => {
                     if self.activity.idle_for() >= SHED_IDLE_AFTER {
                         debug!("closing an idle connection: at the connection limit");
-                        return;
+                        return None;
                     }
                 }
             }
@@ -368,7 +389,9 @@ impl Connection {
 }
 
 /// What the socket of one connection last did, to tell a connection waiting for a
-/// request (idle) from one in the middle of one.
+/// request (idle) from one in the middle of one. A response whose writing has been
+/// stalled for a while counts as idle too: under pressure, a client that stopped
+/// reading gives up its slot as well.
 struct Activity {
     clock: Instant,
     /// Milliseconds since `clock` of the last byte read or written.

@@ -549,6 +549,16 @@ fn a_stalled_tls_handshake_is_cut() {
         elapsed >= Duration::from_secs(4) && elapsed < Duration::from_secs(9),
         "cut after {elapsed:?}, expected about the 5 s handshake timeout"
     );
+
+    // More silent connections than slots: they are closed to let a scrape in.
+    let silent: Vec<TcpStream> = (0..600)
+        .map(|_| TcpStream::connect(&exporter.address).unwrap())
+        .collect();
+    let response = TlsClient::default()
+        .get(&pki, &exporter.address, "/metrics")
+        .unwrap_or_else(|e| panic!("scrape behind 600 silent connections: {e}"));
+    assert_eq!(response.status, 200);
+    drop(silent);
 }
 
 // ---------------------------------------------------------------------------------

@@ -29,6 +29,11 @@ pub struct Cli {
     )]
     pub telemetry_path: String,
 
+    /// Web configuration file (exporter-toolkit format): TLS, client certificates, basic
+    /// auth and response headers for the HTTP endpoint. Without it: plain HTTP, no auth.
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,

@@ -127,18 +127,29 @@ impl<'de> Deserialize<'de> for PositiveDuration {
 /// Loads the configuration from the optional YAML file, the environment value of
 /// [`DATABASE_URL_ENV`] and the cinder.conf files the YAML names.
 pub fn load(path: Option<&Path>, env_database_url: Option<String>) -> Result<Config, ConfigError> {
-    let (file, text, shown) = match path {
+    match path {
         Some(path) => {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
                 location: shown.clone(),
                 message: format!("cannot read config file: {e}"),
             })?;
-            (parse_yaml(&text, &shown)?, text, shown)
+            parse_str(&text, &shown, env_database_url)
         }
-        None => (FileConfig::default(), String::new(), String::new()),
-    };
-    let at_key = |key: &str| key_location(&shown, &text, key);
+        None => parse_str("", "", env_database_url),
+    }
+}
+
+/// [`load`] for YAML text already in memory; `origin` names it in errors (the file's
+/// path). Files the text refers to (cinder.conf, `database.url_file`) are still read.
+/// Empty text means all defaults, as a missing `--config.file` does.
+pub fn parse_str(
+    text: &str,
+    origin: &str,
+    env_database_url: Option<String>,
+) -> Result<Config, ConfigError> {
+    let file: FileConfig = parse_yaml(text, origin)?;
+    let at_key = |key: &str| key_location(origin, text, key);
 
     let cinder = match &file.cinder_conf {
         None => None,
@@ -247,16 +258,20 @@ pub fn load(path: Option<&Path>, env_database_url: Option<String>) -> Result<Con
     })
 }
 
-fn parse_yaml(text: &str, shown: &str) -> Result<FileConfig, ConfigError> {
-    // An empty file (or only comments) is a valid "all defaults" configuration.
+/// Parses a YAML file's text into `T`; an empty file (or only comments) gives the
+/// defaults. Errors carry `FILE:LINE:COL` and never quote a misplaced string value.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
+    text: &str,
+    shown: &str,
+) -> Result<T, ConfigError> {
     let has_content = text
         .lines()
         .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
     if !has_content {
-        return Ok(FileConfig::default());
+        return Ok(T::default());
     }
     serde_yaml::from_str(text).map_err(|e| {
-        let message = e.to_string();
+        let message = hide_string_values(&e.to_string());
         match e.location() {
             Some(at) => ConfigError {
                 location: format!("{shown}:{}:{}", at.line(), at.column()),
@@ -273,6 +288,22 @@ fn parse_yaml(text: &str, shown: &str) -> Result<FileConfig, ConfigError> {
             },
         }
     })
+}
+
+/// serde quotes a misplaced string value in full (`invalid type: string "…", expected
+/// …`); in our files such a value may be a database URL with its password, a password
+/// hash, or by mistake a password.
+/// The error says where the value is, so the value itself is left out.
+fn hide_string_values(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let Some(start) = message.find(QUOTED) else {
+        return message.to_string();
+    };
+    let rest = &message[start + QUOTED.len()..];
+    let after = rest
+        .rfind("\", expected")
+        .map_or("", |end| &rest[end + 1..]);
+    format!("{}a string (not shown){after}", &message[..start])
 }
 
 /// Reads and merges cinder.conf files, later ones winning.
@@ -303,4 +334,22 @@ fn key_location(shown: &str, text: &str, key: &str) -> String {
         }
     }
     shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misplaced_string_values_are_not_echoed() {
+        assert_eq!(
+            hide_string_values("invalid type: string \"a\\\", expected x\", expected y"),
+            "invalid type: a string (not shown), expected y"
+        );
+        let error = parse_str("database: mysql://u:secretpw@h/db\n", "c.yml", None)
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("secretpw"), "{error}");
+        assert!(error.starts_with("c.yml:1:"), "{error}");
+    }
 }

@@ -6,6 +6,7 @@
 //! [`snapshot`] (published per poll) → [`render`] (per scrape, streamed by
 //! [`metrics_body`]) → [`http`].
 
+pub mod basic_auth;
 pub mod cinder_conf;
 pub mod cli;
 pub mod config;
@@ -21,6 +22,8 @@ pub mod poller;
 pub mod render;
 pub mod shutdown;
 pub mod snapshot;
+pub mod tls;
+pub mod web_config;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -36,6 +39,7 @@ use crate::http::App;
 use crate::poller::Poller;
 use crate::render::RenderSettings;
 use crate::snapshot::SharedState;
+use crate::web_config::WebSecurity;
 
 /// Exit status for configuration errors, as the issue tracker and operators expect.
 pub const EXIT_CONFIG_ERROR: u8 = 2;
@@ -58,6 +62,14 @@ pub fn main_with(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG_ERROR);
         }
     };
+    let security = match cli.web_config_file.as_deref().map(web_config::load) {
+        None => WebSecurity::default(),
+        Some(Ok(security)) => security,
+        Some(Err(e)) => {
+            eprintln!("cinder_exporter: error: {e}");
+            return ExitCode::from(EXIT_CONFIG_ERROR);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,10 +80,14 @@ pub fn main_with(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli, config))
+    let status = runtime.block_on(run(cli, config, security));
+    // Connection tasks past the shutdown grace are dropped here; do not wait long for
+    // a blocking task (a render, a bcrypt check) that may still be running.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    status
 }
 
-async fn run(cli: Cli, config: Config) -> ExitCode {
+async fn run(cli: Cli, config: Config, security: WebSecurity) -> ExitCode {
     let address = bind_address(&cli.listen_address);
     let listener = match TcpListener::bind(&address).await {
         Ok(listener) => listener,
@@ -97,6 +113,18 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
         poll_interval = ?config.poll_interval,
         "cinder_exporter starting"
     );
+    info!(
+        web_config = %cli.web_config_file.as_ref().map_or("none".into(), |p| p.display().to_string()),
+        tls = %security.tls_mode(),
+        auth = %security.auth_mode(),
+        "HTTP endpoint security"
+    );
+    if security.basic_auth.is_some() && security.tls.is_none() {
+        warn!("basic auth without TLS: passwords cross the network in clear text");
+    }
+    for warning in &security.warnings {
+        warn!("{warning}");
+    }
     if !config.database.ignored_parameters.is_empty() {
         info!(parameters = ?config.database.ignored_parameters, "database URL parameters not used by the exporter");
     }
@@ -118,12 +146,15 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
     let (trigger, shutdown) = shutdown::channel();
     let poller =
         tokio::spawn(Poller::new(Arc::clone(&config), Arc::clone(&state)).run(shutdown.clone()));
-    let app = Arc::new(App::new(
-        Arc::clone(&state),
-        settings,
-        cli.telemetry_path.clone(),
-    ));
-    let server = tokio::spawn(http::serve(listener, app, shutdown));
+    let app = Arc::new(
+        App::new(Arc::clone(&state), settings, cli.telemetry_path.clone())
+            .with_basic_auth(security.basic_auth)
+            .with_headers(security.headers),
+    );
+    let tls = security
+        .tls
+        .map(|(_, config)| tokio_rustls::TlsAcceptor::from(config));
+    let server = tokio::spawn(http::serve(listener, app, tls, shutdown));
 
     shutdown::signal().await;
     info!("shutting down");

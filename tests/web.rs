@@ -1,0 +1,1036 @@
+//! The HTTP endpoint under `--web.config.file` and under abuse, with the real binary
+//! against a real MariaDB: TLS, client certificates, TLS versions, basic auth, bad web
+//! config files, many idle connections, slow and oversized and garbage requests, and a
+//! SIGTERM with scrapes in flight.
+//!
+//! Certificates are made at test time with rcgen; every connection goes to 127.0.0.1.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{run_exporter_to_exit, Database, Exporter, ExporterOptions, Schema, Scrape};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+const WAIT: Duration = Duration::from_secs(20);
+/// The exporter's RSS must stay under this whatever the clients do.
+const RSS_LIMIT_KIB: u64 = 100 * 1024;
+
+// ---------------------------------------------------------------------------------
+// Certificates
+
+/// A CA, a server certificate for localhost/127.0.0.1 and client certificates, as PEM
+/// files in a directory of their own (where the web config file is written too, so
+/// that relative paths are exercised).
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: CertificateDer<'static>,
+}
+
+/// A client certificate and its key, for the test's TLS client.
+struct ClientIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key_pem: String,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = certificate_authority("cinder_exporter test CA");
+        std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server = params.signed_by(&server_key, &ca).unwrap();
+        std::fs::write(dir.path().join("server.crt"), server.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), server_key.serialize_pem()).unwrap();
+        // A key that belongs to no certificate here.
+        std::fs::write(
+            dir.path().join("other.key"),
+            KeyPair::generate().unwrap().serialize_pem(),
+        )
+        .unwrap();
+        let ca_der = ca.der().clone();
+        std::fs::write(
+            dir.path().join("client-ca.pem"),
+            client_identity_pem(&ca, "prometheus"),
+        )
+        .unwrap();
+        Pki { dir, ca: ca_der }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A client certificate signed by the test CA.
+    fn client(&self) -> ClientIdentity {
+        parse_identity(&std::fs::read_to_string(self.path("client-ca.pem")).unwrap())
+    }
+
+    /// A client certificate signed by a CA the exporter does not trust.
+    fn rogue_client(&self) -> ClientIdentity {
+        let rogue = certificate_authority("rogue CA");
+        parse_identity(&client_identity_pem(&rogue, "prometheus"))
+    }
+
+    /// Writes the web config into the PKI directory and returns its path.
+    fn web_config(&self, yaml: &str) -> PathBuf {
+        let path = self.path("web.yml");
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+}
+
+fn certificate_authority(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// Certificate and key PEM of a client certificate issued by `ca`, in one string.
+fn client_identity_pem(ca: &CertifiedIssuer<'static, KeyPair>, name: &str) -> String {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let certificate = params.signed_by(&key, ca).unwrap();
+    format!("{}{}", certificate.pem(), key.serialize_pem())
+}
+
+fn parse_identity(pem: &str) -> ClientIdentity {
+    ClientIdentity {
+        chain: CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap(),
+        key_pem: pem.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Clients
+
+/// How the test's TLS client connects.
+#[derive(Clone, Copy, Default)]
+struct TlsClient<'a> {
+    identity: Option<&'a ClientIdentity>,
+    /// Only this TLS version (both when `None`).
+    only: Option<&'static rustls::SupportedProtocolVersion>,
+}
+
+/// A response read to the end: status and body.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl TlsClient<'_> {
+    /// GET `path` over HTTPS, trusting only the test CA. `Err` when the handshake or
+    /// the request fails.
+    fn get(&self, pki: &Pki, address: &str, path: &str) -> Result<Response, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca.clone()).unwrap();
+        let versions: Vec<_> = match self.only {
+            Some(version) => vec![version],
+            None => vec![&rustls::version::TLS12, &rustls::version::TLS13],
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&versions)
+        .unwrap()
+        .with_root_certificates(roots);
+        let config = match self.identity {
+            Some(identity) => builder
+                .with_client_auth_cert(
+                    identity.chain.clone(),
+                    PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let connection = rustls::ClientConnection::new(
+            Arc::new(config),
+            ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let tcp = TcpStream::connect(address).map_err(|e| e.to_string())?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut stream = rustls::StreamOwned::new(connection, tcp);
+        stream
+            .write_all(request(path, &[]).as_bytes())
+            .map_err(|e| format!("send: {e}"))?;
+        let mut bytes = Vec::new();
+        let read = stream.read_to_end(&mut bytes);
+        // A server may close without close_notify after a complete response.
+        if let Err(e) = read {
+            if bytes.is_empty() {
+                return Err(format!("read: {e}"));
+            }
+        }
+        parse_response(&bytes).ok_or_else(|| {
+            format!(
+                "no HTTP response in {:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            )
+        })
+    }
+}
+
+/// An HTTP/1.0 request: the exporter streams `/metrics`, and to a 1.0 client it sends
+/// the body plainly until it closes the connection, so no chunked decoding is needed.
+fn request(path: &str, headers: &[(&str, &str)]) -> String {
+    let mut text = format!(
+        "GET {path} HTTP/1.0\r\nHost: localhost\r\nAccept-Encoding: identity\r\nConnection: close\r\n"
+    );
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text
+}
+
+fn parse_response(bytes: &[u8]) -> Option<Response> {
+    let split = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&bytes[..split]).to_string();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Response {
+        status,
+        head: head.to_lowercase(),
+        body: String::from_utf8_lossy(&bytes[split + 4..]).to_string(),
+    })
+}
+
+/// GET over plain HTTP with extra headers; the connection is closed after it.
+fn plain_get(address: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(request(path, headers).as_bytes())
+        .expect("send");
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).expect("read");
+    parse_response(&bytes)
+        .unwrap_or_else(|| panic!("no response: {:?}", String::from_utf8_lossy(&bytes)))
+}
+
+/// Reads until the server closes the connection (EOF or reset) or `limit` passes;
+/// returns what was read and whether it was closed in time.
+fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + limit;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while Instant::now() < deadline {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        match stream.read(&mut buffer) {
+            Ok(0) => return (received, true),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (received, true),
+        }
+    }
+    (received, false)
+}
+
+/// The exporter's resident set size in KiB, from `/proc/PID/status`.
+fn rss_kib(exporter: &Exporter) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", exporter.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+fn assert_rss_bounded(exporter: &Exporter, when: &str) -> u64 {
+    let rss = rss_kib(exporter);
+    assert!(
+        rss < RSS_LIMIT_KIB,
+        "{when}: RSS {rss} KiB over {RSS_LIMIT_KIB} KiB"
+    );
+    rss
+}
+
+fn basic(credentials: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+/// A database with one fresh service, polled by an exporter started with `args`.
+fn exporter_with(db: &Database, args: &[&str]) -> Exporter {
+    db.exec(
+        "INSERT INTO services (created_at, updated_at, deleted, host, `binary`, topic, report_count, \
+         disabled, availability_zone) VALUES (UTC_TIMESTAMP(), UTC_TIMESTAMP(), 0, 'ctl1@lvm', \
+         'cinder-volume', 'cinder-volume', 1, 0, 'nova')",
+    );
+    let mut options = ExporterOptions::for_database(&db.url());
+    options.args = args.iter().map(|a| a.to_string()).collect();
+    Exporter::start(options)
+}
+
+/// Retries `scrape` until it yields a poll with the service, or panics after [`WAIT`].
+fn wait_for_service(exporter: &Exporter, scrape: impl Fn() -> Result<Response, String>) -> Scrape {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let last = scrape();
+        if let Ok(response) = &last {
+            if response.status == 200 {
+                let parsed = Scrape::parse(&response.body);
+                if parsed
+                    .value("cinder_service_up", &[("host", "ctl1@lvm")])
+                    .is_some()
+                {
+                    return parsed;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scrape with the service; last: {last:?}\nlog:\n{}",
+            exporter.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// TLS
+
+#[test]
+fn tls_serves_https_and_refuses_plain_http() {
+    let pki = Pki::new();
+    // Relative file names: resolved against the web config file's directory.
+    let web =
+        pki.web_config("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+    let db = Database::create(Schema::Cinder29);
+    let exporter = exporter_with(&db, &["--web.config.file", web.to_str().unwrap()]);
+    let client = TlsClient::default();
+    let scrape = wait_for_service(&exporter, || {
+        client.get(&pki, &exporter.address, "/metrics")
+    });
+    assert_eq!(scrape.value("cinder_up", &[]), Some(1.0));
+    assert!(
+        exporter.log().contains("tls=TLS12..TLS13"),
+        "TLS mode logged: {}",
+        exporter.log()
+    );
+    // Both versions are offered by default.
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let only = TlsClient {
+            only: Some(version),
+            ..TlsClient::default()
+        };
+        let response = only.get(&pki, &exporter.address, "/-/healthy").unwrap();
+        assert_eq!(response.status, 200, "{version:?}");
+    }
+
+    // Plain HTTP to the TLS port: no HTTP response, no metrics.
+    let mut stream = TcpStream::connect(&exporter.address).unwrap();
+    stream
+        .write_all(request("/metrics", &[]).as_bytes())
+        .unwrap();
+    let (received, closed) = read_until_closed(&mut stream, Duration::from_secs(10));
+    assert!(closed, "the TLS port closes a plain-HTTP connection");
+    let text = String::from_utf8_lossy(&received);
+    assert!(
+        !text.contains("HTTP/1.1 200") && !text.contains("cinder_"),
+        "{text}"
+    );
+    // Still serving afterwards.
+    assert_eq!(
+        client
+            .get(&pki, &exporter.address, "/-/healthy")
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[test]
+fn mutual_tls_requires_a_client_certificate_signed_by_the_ca() {
+    let pki = Pki::new();
+    let web = pki.web_config(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+         client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
+    );
+    let db = Database::create(Schema::Cinder29);
+    let exporter = exporter_with(&db, &["--web.config.file", web.to_str().unwrap()]);
+    let identity = pki.client();
+    let trusted = TlsClient {
+        identity: Some(&identity),
+        ..TlsClient::default()
+    };
+    wait_for_service(&exporter, || {
+        trusted.get(&pki, &exporter.address, "/metrics")
+    });
+    assert!(
+        exporter
+            .log()
+            .contains("client certificates: RequireAndVerifyClientCert"),
+        "{}",
+        exporter.log()
+    );
+
+    let rogue_identity = pki.rogue_client();
+    let refused = [
+        ("no client certificate", TlsClient::default()),
+        (
+            "a certificate from another CA",
+            TlsClient {
+                identity: Some(&rogue_identity),
+                ..TlsClient::default()
+            },
+        ),
+    ];
+    for (what, client) in refused {
+        for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+            let client = TlsClient {
+                only: Some(version),
+                ..client
+            };
+            let result = client.get(&pki, &exporter.address, "/metrics");
+            assert!(
+                result.is_err(),
+                "{what} over {version:?} was served: {result:?}"
+            );
+        }
+    }
+    // The trusted client still gets in, over either version.
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let client = TlsClient {
+            identity: Some(&identity),
+            only: Some(version),
+        };
+        let response = client.get(&pki, &exporter.address, "/metrics").unwrap();
+        assert_eq!(response.status, 200, "{version:?}");
+        assert!(response.body.contains("cinder_up 1"), "{}", response.body);
+    }
+}
+
+#[test]
+fn the_other_client_certificate_policies() {
+    let pki = Pki::new();
+    let identity = pki.client();
+    let rogue_identity = pki.rogue_client();
+    let none = TlsClient::default();
+    let trusted = TlsClient {
+        identity: Some(&identity),
+        ..TlsClient::default()
+    };
+    let rogue = TlsClient {
+        identity: Some(&rogue_identity),
+        ..TlsClient::default()
+    };
+    // (policy, served without a certificate, served with one from an unknown CA)
+    let policies = [
+        ("VerifyClientCertIfGiven", true, false),
+        ("RequireAnyClientCert", false, true),
+        ("RequestClientCert", true, true),
+    ];
+    let db = Database::create(Schema::Cinder29);
+    for (policy, without, with_rogue) in policies {
+        let ca = if policy.contains("Verify") {
+            "  client_ca_file: ca.crt\n"
+        } else {
+            ""
+        };
+        let web = pki.web_config(&format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  \
+             client_auth_type: {policy}\n{ca}"
+        ));
+        // Each run adds the same service row again: still one series.
+        let exporter = exporter_with(&db, &["--web.config.file", web.to_str().unwrap()]);
+        wait_for_service(&exporter, || {
+            trusted.get(&pki, &exporter.address, "/metrics")
+        });
+        for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+            let served = |client: &TlsClient| {
+                let client = TlsClient {
+                    only: Some(version),
+                    ..*client
+                };
+                client
+                    .get(&pki, &exporter.address, "/metrics")
+                    .is_ok_and(|r| r.status == 200)
+            };
+            assert_eq!(
+                served(&none),
+                without,
+                "{policy} {version:?}, no certificate"
+            );
+            assert_eq!(
+                served(&rogue),
+                with_rogue,
+                "{policy} {version:?}, unknown CA"
+            );
+            assert!(
+                served(&trusted),
+                "{policy} {version:?}, trusted certificate"
+            );
+        }
+    }
+}
+
+#[test]
+fn min_version_tls13_refuses_a_tls12_only_client() {
+    let pki = Pki::new();
+    let web = pki.web_config(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n",
+    );
+    let db = Database::create(Schema::Cinder29);
+    let exporter = exporter_with(&db, &["--web.config.file", web.to_str().unwrap()]);
+    let tls13 = TlsClient {
+        only: Some(&rustls::version::TLS13),
+        ..TlsClient::default()
+    };
+    wait_for_service(&exporter, || tls13.get(&pki, &exporter.address, "/metrics"));
+    let tls12 = TlsClient {
+        only: Some(&rustls::version::TLS12),
+        ..TlsClient::default()
+    };
+    let result = tls12.get(&pki, &exporter.address, "/metrics");
+    assert!(result.is_err(), "a TLS 1.2 client was served: {result:?}");
+}
+
+#[test]
+fn a_stalled_tls_handshake_is_cut() {
+    let pki = Pki::new();
+    let web =
+        pki.web_config("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+    let db = Database::create(Schema::Cinder29);
+    let exporter = exporter_with(&db, &["--web.config.file", web.to_str().unwrap()]);
+    wait_for_service(&exporter, || {
+        TlsClient::default().get(&pki, &exporter.address, "/metrics")
+    });
+    // One connection that sends nothing, one that sends half a ClientHello.
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(&exporter.address).unwrap();
+    let mut partial = TcpStream::connect(&exporter.address).unwrap();
+    partial
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    for stream in [&mut silent, &mut partial] {
+        let (_, closed) = read_until_closed(stream, Duration::from_secs(12));
+        assert!(closed, "a stalled handshake was not cut");
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(4) && elapsed < Duration::from_secs(9),
+        "cut after {elapsed:?}, expected about the 5 s handshake timeout"
+    );
+
+    // More silent connections than slots: they are closed to let a scrape in.
+    let silent: Vec<TcpStream> = (0..600)
+        .map(|_| TcpStream::connect(&exporter.address).unwrap())
+        .collect();
+    let response = TlsClient::default()
+        .get(&pki, &exporter.address, "/metrics")
+        .unwrap_or_else(|e| panic!("scrape behind 600 silent connections: {e}"));
+    assert_eq!(response.status, 200);
+    drop(silent);
+}
+
+// ---------------------------------------------------------------------------------
+// Basic auth
+
+#[test]
+fn basic_auth_lets_in_only_the_right_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash("correct horse", 4).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "basic_auth_users:\n  prometheus: {hash}\n  grafana: {}\nhttp_server_config:\n  \
+             headers:\n    X-Frame-Options: DENY\n",
+            bcrypt::hash("other", 4).unwrap()
+        ),
+    )
+    .unwrap();
+    let db = Database::create(Schema::Cinder29);
+    let exporter = exporter_with(&db, &["--web.config.file", web.to_str().unwrap()]);
+    let good = basic("prometheus:correct horse");
+    wait_for_service(&exporter, || {
+        Ok(plain_get(
+            &exporter.address,
+            "/metrics",
+            &[("Authorization", &good)],
+        ))
+    });
+    assert!(
+        exporter.log().contains("auth=basic auth, 2 user(s)"),
+        "{}",
+        exporter.log()
+    );
+    assert!(
+        exporter.log().contains("basic auth without TLS"),
+        "a warning for passwords in clear"
+    );
+    let ok = plain_get(&exporter.address, "/metrics", &[("Authorization", &good)]);
+    assert!(ok.head.contains("x-frame-options: deny"), "{}", ok.head);
+
+    let wrong_password = basic("prometheus:Correct horse");
+    let unknown_user = basic("mallory:correct horse");
+    let other_users_password = basic("grafana:correct horse");
+    let no_colon = basic("prometheus");
+    let refused: [(&str, Vec<(&str, &str)>); 8] = [
+        ("wrong password", vec![("Authorization", &wrong_password)]),
+        ("unknown user", vec![("Authorization", &unknown_user)]),
+        (
+            "another user's password",
+            vec![("Authorization", &other_users_password)],
+        ),
+        ("no header", vec![]),
+        ("bad base64", vec![("Authorization", "Basic !!!notbase64")]),
+        ("no colon", vec![("Authorization", &no_colon)]),
+        ("another scheme", vec![("Authorization", "Bearer abc")]),
+        ("empty", vec![("Authorization", "")]),
+    ];
+    for (what, headers) in &refused {
+        for path in ["/metrics", "/", "/-/healthy", "/-/ready", "/nope"] {
+            let response = plain_get(&exporter.address, path, headers);
+            assert_eq!(response.status, 401, "{what} {path}: {response:?}");
+            assert!(
+                response
+                    .head
+                    .contains("www-authenticate: basic realm=\"cinder_exporter\""),
+                "{what}: {}",
+                response.head
+            );
+            assert!(
+                !response.body.contains("cinder_"),
+                "{what}: {}",
+                response.body
+            );
+            assert!(
+                response.head.contains("x-frame-options: deny"),
+                "headers on every response"
+            );
+        }
+    }
+    // Correct credentials keep working, many times over (the cache serves them).
+    for _ in 0..20 {
+        let response = plain_get(&exporter.address, "/metrics", &[("Authorization", &good)]);
+        assert_eq!(response.status, 200);
+        assert!(response.body.contains("cinder_up 1"));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Bad web config files
+
+#[test]
+fn bad_web_config_exits_2_naming_the_file_and_the_key() {
+    let pki = Pki::new();
+    let config = pki.path("config.yml");
+    std::fs::write(
+        &config,
+        "database:\n  url: mysql://u:p@127.0.0.1:1/cinder\n",
+    )
+    .unwrap();
+    let write = |name: &str, text: &str| {
+        let path = pki.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+    let cases: Vec<(PathBuf, &str, &str)> = vec![
+        (
+            write(
+                "unknown.yml",
+                &format!("{tls}  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"),
+            ),
+            "unknown.yml:4:3",
+            "cipher_suites",
+        ),
+        (
+            write("unknown-top.yml", "tls_config:\n  cert_file: a\n"),
+            "unknown-top.yml:1:1",
+            "tls_config",
+        ),
+        (
+            write(
+                "missing.yml",
+                "tls_server_config:\n  cert_file: nothere.crt\n  key_file: server.key\n",
+            ),
+            "missing.yml:2:3",
+            "nothere.crt",
+        ),
+        (
+            write("hash.yml", "basic_auth_users:\n  alice: hunter2hunter2\n"),
+            "hash.yml:2:3",
+            "bcrypt",
+        ),
+        (
+            write("tls10.yml", &format!("{tls}  min_version: TLS10\n")),
+            "tls10.yml:4:3",
+            "TLS10",
+        ),
+        (
+            write(
+                "mismatch.yml",
+                "tls_server_config:\n  cert_file: server.crt\n  key_file: other.key\n",
+            ),
+            "mismatch.yml:3:3",
+            "key_file",
+        ),
+        (
+            write(
+                "ca-without-auth.yml",
+                &format!("{tls}  client_ca_file: ca.crt\n"),
+            ),
+            "ca-without-auth.yml:4:3",
+            "client_auth_type",
+        ),
+        (
+            write(
+                "not-pem.yml",
+                "tls_server_config:\n  cert_file: web.yml\n  key_file: server.key\n",
+            ),
+            "not-pem.yml:2:3",
+            "no PEM certificate",
+        ),
+        (
+            write("syntax.yml", "tls_server_config: [\n"),
+            "syntax.yml:",
+            "",
+        ),
+    ];
+    write("web.yml", "not a certificate\n");
+    for (path, location, message) in cases {
+        let (code, stderr) = run_exporter_to_exit(
+            &[
+                "--config.file",
+                config.to_str().unwrap(),
+                "--web.config.file",
+                path.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(code, Some(2), "{}: {stderr}", path.display());
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        let expected_location = pki.path(location).display().to_string();
+        assert!(
+            stderr.contains(&expected_location) && stderr.contains(message),
+            "{}: expected {expected_location} and {message:?} in {stderr}",
+            path.display()
+        );
+        assert!(
+            !stderr.contains("hunter2"),
+            "a hash is never echoed: {stderr}"
+        );
+    }
+    let (code, stderr) = run_exporter_to_exit(
+        &[
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.config.file",
+            "/nonexistent/web.yml",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/web.yml"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------
+// Abuse
+
+#[test]
+fn a_thousand_idle_connections_do_not_keep_a_scrape_out() {
+    let db = Database::create(Schema::Cinder29);
+    let exporter = exporter_with(&db, &[]);
+    wait_for_service(&exporter, || {
+        Ok(plain_get(&exporter.address, "/metrics", &[]))
+    });
+    let before = rss_kib(&exporter);
+
+    let mut idle = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        idle.push(TcpStream::connect(&exporter.address).expect("connect"));
+    }
+    let mut peak = assert_rss_bounded(&exporter, "1,000 idle connections");
+    // Give the shedding its second of idleness, then scrape on a new connection.
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(&format!("http://{}/metrics", exporter.address))
+        .call()
+        .unwrap_or_else(|e| {
+            panic!(
+                "scrape under 1,000 idle connections: {e}\n{}",
+                exporter.log()
+            )
+        });
+    assert_eq!(response.status().as_u16(), 200);
+    let body = response.body_mut().read_to_string().unwrap();
+    assert!(body.contains("cinder_up 1"), "{body}");
+    let took = started.elapsed();
+    peak = peak.max(assert_rss_bounded(&exporter, "after the scrape"));
+    // It got in because idle connections were closed to make room, not by waiting for
+    // their header timeout.
+    assert!(
+        exporter.log().contains("closing an idle connection"),
+        "no idle connection was shed"
+    );
+    eprintln!(
+        "scrape under 1,000 idle connections took {took:?}; RSS {before} KiB before, peak {peak} KiB"
+    );
+    drop(idle);
+}
+
+#[test]
+fn slow_headers_are_cut_after_the_header_timeout() {
+    let db = Database::create(Schema::Cinder29);
+    let exporter = exporter_with(&db, &[]);
+    wait_for_service(&exporter, || {
+        Ok(plain_get(&exporter.address, "/metrics", &[]))
+    });
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(&exporter.address).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // One more header byte per second, never the blank line that ends the headers.
+    let mut closed = false;
+    for _ in 0..12 {
+        if stream.write_all(b"X").is_err() {
+            closed = true;
+            break;
+        }
+        let (_, gone) = read_until_closed(&mut stream, Duration::from_secs(1));
+        if gone {
+            closed = true;
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(closed, "a slowloris client was never cut");
+    assert!(
+        elapsed >= Duration::from_secs(4) && elapsed < Duration::from_secs(9),
+        "cut after {elapsed:?}, expected about the 5 s header timeout"
+    );
+
+    // A kept-alive connection idle after a response is closed after the same time.
+    let mut stream = TcpStream::connect(&exporter.address).unwrap();
+    stream
+        .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let (received, closed) = read_until_closed(&mut stream, Duration::from_secs(12));
+    assert!(
+        String::from_utf8_lossy(&received).starts_with("HTTP/1.1 200"),
+        "{received:?}"
+    );
+    assert!(closed, "an idle kept-alive connection stayed open");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn huge_headers_and_garbage_get_an_error_or_a_close_and_no_crash() {
+    let db = Database::create(Schema::Cinder29);
+    let exporter = exporter_with(&db, &[]);
+    wait_for_service(&exporter, || {
+        Ok(plain_get(&exporter.address, "/metrics", &[]))
+    });
+    let huge_value = "a".repeat(64 * 1024);
+    let many_headers: String = (0..2000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let mut random = vec![0u8; 4096];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for byte in &mut random {
+        // xorshift: reproducible junk without another dependency.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        *byte = seed as u8;
+    }
+    let cases: Vec<(&str, Vec<u8>, &[u16])> = vec![
+        (
+            "a 64 KiB header",
+            format!("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {huge_value}\r\n\r\n").into_bytes(),
+            &[431],
+        ),
+        (
+            "2,000 headers",
+            format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes(),
+            &[431],
+        ),
+        (
+            "a 64 KiB request line",
+            format!("GET /{huge_value} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes(),
+            &[400, 414, 431],
+        ),
+        ("random bytes", random, &[400]),
+        ("not HTTP", b"HELLO exporter\r\n\r\n".to_vec(), &[400]),
+        (
+            "an HTTP/2 preface",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+            &[400, 505],
+        ),
+        (
+            "a TLS ClientHello",
+            vec![0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00],
+            &[400],
+        ),
+        (
+            "a bad chunked body",
+            b"POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+                .to_vec(),
+            &[400, 405],
+        ),
+    ];
+    let mut peak = 0;
+    for (what, bytes, statuses) in cases {
+        let mut stream = TcpStream::connect(&exporter.address).unwrap();
+        // The server may answer and close before everything is sent: that's fine.
+        let _ = stream.write_all(&bytes);
+        let (received, closed) = read_until_closed(&mut stream, Duration::from_secs(10));
+        assert!(closed, "{what}: the connection stayed open");
+        if let Some(response) = parse_response(&received) {
+            assert!(
+                statuses.contains(&response.status),
+                "{what}: status {} (expected one of {statuses:?} or a close)",
+                response.status
+            );
+            assert!(!response.body.contains("cinder_up"), "{what}");
+        }
+        peak = peak.max(assert_rss_bounded(&exporter, what));
+        // Still alive and serving.
+        let response = plain_get(&exporter.address, "/metrics", &[]);
+        assert_eq!(response.status, 200, "after {what}");
+    }
+    eprintln!("peak RSS under malformed requests: {peak} KiB");
+}
+
+// ---------------------------------------------------------------------------------
+// Shutdown
+
+#[test]
+fn sigterm_with_scrapes_in_flight_exits_0_within_a_second() {
+    let db = Database::create(Schema::Cinder29);
+    let mut exporter = exporter_with(&db, &[]);
+    wait_for_service(&exporter, || {
+        Ok(plain_get(&exporter.address, "/metrics", &[]))
+    });
+    let address = exporter.address.clone();
+
+    // A slowloris connection and an idle one must not hold the shutdown up.
+    let mut slow = TcpStream::connect(&address).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let _idle = TcpStream::connect(&address).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let completed = Arc::new(AtomicUsize::new(0));
+    let scrapers: Vec<_> = (0..8)
+        .map(|_| {
+            let (address, stop, completed) =
+                (address.clone(), Arc::clone(&stop), Arc::clone(&completed));
+            std::thread::spawn(move || {
+                let mut broken = Vec::new();
+                for _ in 0..10_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(mut stream) = TcpStream::connect(&address) else {
+                        break; // the listener is gone: shutdown has begun
+                    };
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .unwrap();
+                    // HTTP/1.1, so the streamed body comes chunked and its end is marked:
+                    // a response cut short lacks the final empty chunk.
+                    let chunked_request =
+                        request("/metrics", &[]).replacen("HTTP/1.0", "HTTP/1.1", 1);
+                    if stream.write_all(chunked_request.as_bytes()).is_err() {
+                        continue;
+                    }
+                    let mut bytes = Vec::new();
+                    let _ = stream.read_to_end(&mut bytes);
+                    if bytes.is_empty() {
+                        continue; // closed before the request was read: not in flight
+                    }
+                    // Any response begun must be a complete 200 with the whole body.
+                    match parse_response(&bytes) {
+                        Some(response)
+                            if response.status == 200
+                                && response.head.contains("transfer-encoding: chunked")
+                                && response.body.ends_with("\r\n0\r\n\r\n")
+                                && response.body.contains("cinder_up") =>
+                        {
+                            completed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => broken.push(String::from_utf8_lossy(&bytes).into_owned()),
+                    }
+                }
+                broken
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let before = completed.load(Ordering::Relaxed);
+    assert!(before > 0, "scrapes are being served");
+
+    let started = Instant::now();
+    let status = exporter.terminate(Duration::from_secs(2));
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let broken: Vec<String> = scrapers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let status =
+        status.unwrap_or_else(|| panic!("still running 2 s after SIGTERM\n{}", exporter.log()));
+    assert_eq!(status.code(), Some(0), "{}", exporter.log());
+    assert!(took < Duration::from_millis(1500), "exit took {took:?}");
+    assert!(broken.is_empty(), "responses cut short: {broken:?}");
+    eprintln!(
+        "exited {took:?} after SIGTERM; {} scrapes completed, {} after the signal was sent",
+        completed.load(Ordering::Relaxed),
+        completed.load(Ordering::Relaxed) - before
+    );
+    let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(1));
+    assert!(closed);
+}

@@ -158,6 +158,22 @@ impl Database {
         })
     }
 
+    /// All rows of a query.
+    pub fn query<T: mysql_async::prelude::FromRow + Send + 'static>(&self, sql: &str) -> Vec<T> {
+        let url = self.url();
+        block_on(async move {
+            let mut conn = mysql_async::Conn::from_url(url.as_str())
+                .await
+                .expect("connect");
+            let rows: Vec<T> = conn
+                .query(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            conn.disconnect().await.ok();
+            rows
+        })
+    }
+
     fn admin(&self, sql: &str) {
         let url = self.server.clone();
         let sql = sql.to_string();

@@ -136,8 +136,14 @@ pub struct Services {
     pub problems: Vec<String>,
 }
 
-/// Runs the poll query and decodes the rows.
-pub async fn read_services(conn: &mut Conn, schema: &Schema) -> Result<Services, ReadError> {
+/// Runs the poll query and decodes the rows. `expected_rows` (the previous poll's
+/// count) sizes the row buffer once instead of regrowing it: at tens of thousands of
+/// services each regrowth would briefly hold two copies.
+pub async fn read_services(
+    conn: &mut Conn,
+    schema: &Schema,
+    expected_rows: usize,
+) -> Result<Services, ReadError> {
     let sent_at = Instant::now();
     let sent_at_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -147,7 +153,7 @@ pub async fn read_services(conn: &mut Conn, schema: &Schema) -> Result<Services,
         .await
         .map_err(ReadError::Database)?;
     let mut reference_time = None;
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(expected_rows);
     let mut problems = Vec::new();
     result
         .for_each(|row| {

@@ -30,29 +30,26 @@ impl MetricType {
 ///
 /// Built once per poll so that escaping database text (host names, free-text
 /// disabled reasons) is paid once, not on every scrape.
+/// Held as a boxed `str`, exactly as long as its text: there is one per service and
+/// poll, so capacity left over from building it would be memory held for nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LabelSet(String);
+pub struct LabelSet(Box<str>);
 
 impl LabelSet {
     /// Builds the label list from `(name, value)` pairs; values are escaped here.
     /// Names must be valid Prometheus label names (they are constants in this crate).
     pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut set = LabelSet::default();
+        let mut text = String::new();
         for (name, value) in pairs {
-            set.push(name, value);
+            if !text.is_empty() {
+                text.push(',');
+            }
+            text.push_str(name);
+            text.push_str("=\"");
+            escape_label_value(value, &mut text);
+            text.push('"');
         }
-        set
-    }
-
-    /// Appends one label; the value is escaped.
-    pub fn push(&mut self, name: &str, value: &str) {
-        if !self.0.is_empty() {
-            self.0.push(',');
-        }
-        self.0.push_str(name);
-        self.0.push_str("=\"");
-        escape_label_value(value, &mut self.0);
-        self.0.push('"');
+        LabelSet(text.into_boxed_str())
     }
 
     /// The rendered list, as it appears between the braces.

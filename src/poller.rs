@@ -140,7 +140,7 @@ impl Poller {
             self.schema = Some(schema);
         }
         let schema = self.schema.as_ref().expect("just set");
-        read_services(&mut conn, schema).await
+        read_services(&mut conn, schema, self.trackers.len()).await
     }
 
     /// Poll interval when healthy; doubling backoff while failing, capped.

@@ -504,6 +504,62 @@ pub fn raw_request(address: &str, request: &str) -> (String, Vec<u8>) {
     (head, response[split + 4..].to_vec())
 }
 
+/// The fleet simulator (`cinder_fleet_sim`) heartbeating into a database, killed on
+/// drop.
+pub struct Simulator {
+    child: Child,
+    _fleet: tempfile::NamedTempFile,
+}
+
+impl Simulator {
+    /// Starts the fleet described by `fleet_yaml` and waits until every row exists.
+    pub fn start(database_url: &str, fleet_yaml: &str) -> Simulator {
+        let mut fleet = tempfile::Builder::new()
+            .suffix(".yml")
+            .tempfile()
+            .expect("fleet file");
+        std::io::Write::write_all(&mut fleet, fleet_yaml.as_bytes()).expect("write fleet file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cinder_fleet_sim"))
+            .arg("--fleet")
+            .arg(fleet.path())
+            .env("CINDER_FLEET_SIM_DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start cinder_fleet_sim");
+        let stdout = child.stdout.take().expect("stdout");
+        let first = BufReader::new(stdout).lines().next();
+        match first {
+            Some(Ok(line)) if line == "ready" => {}
+            other => {
+                let _ = child.kill();
+                panic!("cinder_fleet_sim did not become ready: {other:?}");
+            }
+        }
+        Simulator {
+            child,
+            _fleet: fleet,
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 for a server that cannot report the one it took.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
 /// One parsed `/metrics` response.
 pub struct Scrape {
     pub text: String,

@@ -1,0 +1,227 @@
+//! End to end with the real Prometheus server: it scrapes the real exporter over a real
+//! MariaDB fed by the fleet simulator (one healthy service, one that stops, one whose
+//! clock is skewed past the budget), loads the shipped rule file unchanged, and its
+//! HTTP API must show every rule healthy and every alert expression selecting exactly
+//! the expected services, with the expected cause.
+//!
+//! Time is scaled down: service_down_time 10 s, report_interval 1 s (skew budget 9 s),
+//! heartbeats every second, Prometheus scraping and evaluating every second. The
+//! alerts' `for:` durations are not waited out; promtool's unit tests cover them.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, Database, Exporter, ExporterOptions, Schema, Simulator};
+use serde_json::Value;
+
+const FLEET: &str = "\
+services:
+  - host: healthy@lvm
+    interval: 1
+  - host: stopped@lvm
+    interval: 1
+    events:
+      - {at: 2, stop: true}
+  - host: skewed@lvm
+    interval: 1
+    skew: -15
+";
+
+/// Prometheus, killed on drop.
+struct Prometheus {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(exporter_address: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = common::repository().join("alerts/cinder-exporter.rules.yml");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n  - {}\n\
+                 scrape_configs:\n  - job_name: cinder\n    static_configs:\n      - targets: ['{exporter_address}']\n",
+                rules.display()
+            ),
+        )
+        .unwrap();
+        let address = format!("127.0.0.1:{}", free_port());
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={address}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus (Debian's prometheus package; scripts/test installs it)");
+        Prometheus {
+            child,
+            address,
+            _dir: dir,
+        }
+    }
+
+    fn api(&self, path: &str, query: &[(&str, &str)]) -> Option<Value> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let mut request = agent.get(&format!("http://{}{path}", self.address));
+        for (k, v) in query {
+            request = request.query(*k, *v);
+        }
+        let body = request.call().ok()?.body_mut().read_to_string().ok()?;
+        let value: Value = serde_json::from_str(&body).ok()?;
+        (value["status"] == "success").then(|| value["data"].clone())
+    }
+
+    /// The label sets an instant query returns, as `host -> cause` ("" when the series
+    /// has no cause label).
+    fn select(&self, expr: &str) -> BTreeMap<String, String> {
+        let data = self
+            .api("/api/v1/query", &[("query", expr)])
+            .unwrap_or_else(|| panic!("query failed: {expr}"));
+        data["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|series| {
+                let labels = &series["metric"];
+                (
+                    labels["host"].as_str().unwrap_or("").to_string(),
+                    labels["cause"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn prometheus_with_the_shipped_rules_names_the_right_services_and_causes() {
+    let db = Database::create(Schema::Cinder29);
+    let _fleet = Simulator::start(&db.url(), FLEET);
+    let exporter = Exporter::start(
+        ExporterOptions::for_database(&db.url())
+            .with_config("service_down_time: 10s\nreport_interval: 1s"),
+    );
+    let prometheus = Prometheus::start(&exporter.address);
+
+    // The exporter's own verdicts first: the stopped service needs service_down_time of
+    // silence, the skewed one a bracketed heartbeat.
+    exporter.wait_for("the causes to settle", Duration::from_secs(60), |s| {
+        s.cause("healthy@lvm", "cinder-volume").as_deref() == Some("none")
+            && s.cause("stopped@lvm", "cinder-volume").as_deref() == Some("heartbeat_stopped")
+            && s.cause("skewed@lvm", "cinder-volume").as_deref() == Some("clock_skew")
+    });
+    wait_until(
+        "Prometheus to scrape the exporter",
+        Duration::from_secs(60),
+        || {
+            prometheus
+                .api("/api/v1/query", &[("query", "up{job=\"cinder\"}")])
+                .is_some_and(|d| d["result"][0]["value"][1] == "1")
+        },
+    );
+    // A few evaluations of every group, after the causes have reached Prometheus.
+    wait_until("the recorded causes", Duration::from_secs(60), || {
+        prometheus.select("cinder:service_down:cause").len() == 2
+    });
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Every rule of the shipped file is loaded and evaluates without error.
+    let groups = prometheus.api("/api/v1/rules", &[]).expect("rules API");
+    let mut rules = BTreeMap::new();
+    for group in groups["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let name = rule["name"].as_str().unwrap().to_string();
+            assert_eq!(rule["health"], "ok", "{name}: {}", rule["lastError"]);
+            rules.insert(
+                name,
+                (
+                    rule["type"].as_str().unwrap().to_string(),
+                    rule["query"].as_str().unwrap().to_string(),
+                ),
+            );
+        }
+    }
+    let shipped =
+        std::fs::read_to_string(common::repository().join("alerts/cinder-exporter.rules.yml"))
+            .unwrap();
+    let shipped_count = shipped.matches("- alert:").count() + shipped.matches("- record:").count();
+    assert_eq!(
+        rules.len(),
+        shipped_count,
+        "every rule of the file is loaded"
+    );
+
+    // Each alert's expression, evaluated by Prometheus now: host -> cause.
+    let stopped = ("stopped@lvm", "heartbeat_stopped");
+    let skewed = ("skewed@lvm", "clock_skew");
+    let expected: BTreeMap<&str, Vec<(&str, &str)>> = [
+        ("CinderServiceDown", vec![stopped, skewed]),
+        ("CinderServiceHeartbeatStopped", vec![stopped]),
+        ("CinderServiceClockSkew", vec![("skewed@lvm", "")]),
+        ("CinderServiceClockSkewNearBudget", vec![("skewed@lvm", "")]),
+        ("CinderServiceHeartbeatLate", vec![]),
+        ("CinderServiceHeartbeatIntervalTooLong", vec![]),
+        ("CinderServiceDownButScheduled", vec![]),
+        ("CinderServiceUpButNotScheduled", vec![]),
+        ("CinderServiceFlapping", vec![]),
+        ("CinderServiceRecordStale", vec![]),
+        ("CinderBinaryDownInZone", vec![]),
+        ("CinderExporterDatabaseUnreachable", vec![]),
+        ("CinderExporterDown", vec![]),
+        ("CinderExporterAbsent", vec![]),
+        ("CinderExporterClockSkew", vec![]),
+    ]
+    .into_iter()
+    .collect();
+    let alerts: BTreeSet<&str> = rules
+        .iter()
+        .filter(|(_, (kind, _))| kind == "alerting")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        alerts,
+        expected.keys().copied().collect(),
+        "every shipped alert is checked here"
+    );
+    for (alert, services) in &expected {
+        let selected = prometheus.select(&rules[*alert].1);
+        let wanted: BTreeMap<String, String> = services
+            .iter()
+            .map(|(h, c)| (h.to_string(), c.to_string()))
+            .collect();
+        assert_eq!(selected, wanted, "{alert}: {}", rules[*alert].1);
+    }
+    eprintln!("alert expressions as Prometheus evaluates them:");
+    for alert in expected.keys() {
+        eprintln!("  {alert}: {:?}", prometheus.select(&rules[*alert].1));
+    }
+}

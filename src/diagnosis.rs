@@ -8,15 +8,40 @@
 //! own clock, truncated to whole seconds — says the service believed it was
 //! `[u, u + 1)` then. So the offset (service clock minus reference clock) lies in
 //! `[u − R₁, u + 1 − R₀]`: a bracket one poll interval plus one second wide. Heartbeats
-//! land at different phases of the poll cycle, so intersecting the brackets of the
-//! last [`WINDOW`] heartbeats narrows the bound. A bracket that misses the intersection
-//! means the node's clock was stepped: the estimate restarts from that bracket.
+//! land at different phases of the poll cycle and of the second, so intersecting the
+//! brackets of the last [`WINDOW`] heartbeats narrows the bound; when heartbeats and
+//! polls run in lockstep (a whole-second interval that is a multiple of the poll
+//! interval) every bracket is alike and the bound stays one bracket wide. A bracket
+//! that misses the intersection means the node's clock was stepped: the estimate
+//! restarts from that bracket, and so does the interval (a step would otherwise read
+//! as one very long or negative interval).
+//!
+//! The interval is the mean Δupdated_at / Δreport_count over the same window; a pair
+//! of heartbeats far off that mean (a stop and resume, a new report_interval) restarts
+//! it, so that a silence is not averaged into the service's pace.
+//!
+//! The bound assumes that the stamp is taken when the heartbeat becomes visible. In
+//! truth the service reads its clock before its UPDATE commits, so a heartbeat a poll
+//! just missed may carry a stamp from up to that write latency before the poll: the
+//! bound can be off by the latency (milliseconds on a healthy database). It also
+//! assumes the database truncates the stamp to whole seconds, as MariaDB does. MySQL
+//! rounds instead unless `TIME_TRUNCATE_FRACTIONAL` is set; there the bracket is half
+//! a second too high, and the truth may lie up to that much outside the bound.
 
 use std::collections::VecDeque;
 
 /// How many recent heartbeats (advances seen by a poll) the estimates use. It bounds
 /// the memory per service and how long an old clock or interval lingers.
 pub const WINDOW: usize = 16;
+
+/// `updated_at` keeps whole seconds: cinder may see a heartbeat up to this much older
+/// than it is.
+const STAMP_RESOLUTION: f64 = 1.0;
+
+/// The clock is blamed for a down only when its offset is known to exceed this beyond
+/// the uncertainty: an allowance for the write latency the bound does not cover, so
+/// that a right clock is never blamed for a heartbeat that is simply old.
+const SKEW_MARGIN: f64 = 0.5;
 
 /// The thresholds the verdicts and causes use, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,11 +57,15 @@ pub struct Thresholds {
 pub enum DownCause {
     /// The service is up.
     None = 0,
-    /// `report_count` has not advanced for longer than `service_down_time`.
+    /// `report_count` has not advanced for longer than `service_down_time`, or the
+    /// latest heartbeat is too old for a right clock although the service's interval
+    /// would have kept it up: it missed its schedule.
     HeartbeatStopped = 1,
-    /// Heartbeats arrive, but the service's clock puts `updated_at` too far from now.
+    /// Heartbeats arrive, but the service's clock, known to be off, puts `updated_at`
+    /// too far from now.
     ClockSkew = 2,
-    /// Heartbeats arrive, but at an interval of `service_down_time` or more.
+    /// Heartbeats arrive, but at an interval that, plus the second cinder may lose to
+    /// truncating `updated_at`, reaches `service_down_time`.
     HeartbeatLate = 3,
     /// Not enough observations yet (e.g. the exporter has just started).
     Unknown = 4,
@@ -78,7 +107,8 @@ pub struct ClockOffset {
 /// that the cause can be judged at scrape time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnosis {
-    /// Mean seconds between heartbeats over the window: Δupdated_at / Δreport_count.
+    /// Mean seconds between heartbeats over the window: Δupdated_at / Δreport_count,
+    /// counted from the latest clock step or change of pace.
     pub heartbeat_interval: Option<f64>,
     pub clock_offset: Option<ClockOffset>,
     /// Reference time of the poll that first saw the current `report_count`: the count
@@ -108,7 +138,9 @@ impl Diagnosis {
             // Silent for longer than cinder tolerates. A service whose usual interval is
             // that long is late, not dead, until it misses its own schedule as well.
             return match self.heartbeat_interval {
-                Some(interval) if interval >= down_time && silence <= interval + down_time => {
+                Some(interval)
+                    if late_by_schedule(interval, down_time) && silence <= interval + down_time =>
+                {
                     DownCause::HeartbeatLate
                 }
                 _ => DownCause::HeartbeatStopped,
@@ -117,19 +149,33 @@ impl Diagnosis {
         if !self.advance_seen {
             return DownCause::Unknown;
         }
-        // Heartbeats arrive, yet the recorded time is too far from now: the clock is
-        // to blame if correcting it by the estimated offset would bring the age within
-        // service_down_time.
-        match (age, self.clock_offset) {
-            (Some(age), Some(offset))
-                if (age + offset.estimate).abs() <= down_time + offset.uncertainty =>
-            {
-                DownCause::ClockSkew
+        // A heartbeat arrived within service_down_time, yet cinder shows the service
+        // down. The clock is to blame if it is known to be off and correcting it by
+        // the estimated offset would bring the age within service_down_time. A clock
+        // that may be right is not: then the stamp is simply old, as happens when
+        // heartbeats stop and cinder, reading whole seconds, sees it before this
+        // exporter's polls do.
+        if let (Some(age), Some(offset)) = (age, self.clock_offset) {
+            let known_off = offset.estimate.abs() > offset.uncertainty + SKEW_MARGIN;
+            if known_off && (age + offset.estimate).abs() <= down_time + offset.uncertainty {
+                return DownCause::ClockSkew;
             }
-            (Some(_), Some(_)) => DownCause::HeartbeatLate,
-            _ => DownCause::Unknown,
+        }
+        // The latest heartbeat is too old for a right clock: late if the service's
+        // own schedule leaves it down between heartbeats, else it missed its schedule.
+        match self.heartbeat_interval {
+            Some(interval) if late_by_schedule(interval, down_time) => DownCause::HeartbeatLate,
+            Some(_) => DownCause::HeartbeatStopped,
+            None => DownCause::Unknown,
         }
     }
+}
+
+/// Whether heartbeats at `interval` leave a service with a right clock down between
+/// them: cinder may see a heartbeat up to [`STAMP_RESOLUTION`] older than it is, so an
+/// interval within that of `service_down_time` is already too long.
+fn late_by_schedule(interval: f64, down_time: f64) -> bool {
+    interval + STAMP_RESOLUTION >= down_time
 }
 
 /// Follows one service row across polls. Memory is bounded by [`WINDOW`].
@@ -183,12 +229,9 @@ impl HeartbeatTracker {
             if let Some(stamp) = updated_at {
                 // The heartbeat fell in (previous_poll, reference_time]; the service
                 // believed it was in [stamp, stamp + 1).
-                let stamp = stamp as f64;
-                self.add_bracket(stamp - reference_time, stamp + 1.0 - previous_poll);
-                self.beats.push_back((report_count, stamp as i64));
-                if self.beats.len() > WINDOW + 1 {
-                    self.beats.pop_front();
-                }
+                let seconds = stamp as f64;
+                self.add_bracket(seconds - reference_time, seconds + 1.0 - previous_poll);
+                self.add_beat(report_count, stamp);
             }
         }
         self.previous_count = report_count;
@@ -210,17 +253,52 @@ impl HeartbeatTracker {
     fn add_bracket(&mut self, low: f64, high: f64) {
         if let Some((current_low, current_high)) = self.intersection() {
             if low > current_high || high < current_low {
-                // Disjoint: the clock was stepped. Keep only what follows the step.
+                // Disjoint: the clock was stepped. Keep only what follows the step:
+                // the heartbeat being added (its beat is pushed after this), not the
+                // one before it, whose stamp is on the old clock.
                 self.brackets.clear();
-                let newest = self.beats.back().copied();
                 self.beats.clear();
-                self.beats.extend(newest);
             }
         }
         if self.brackets.len() == WINDOW {
             self.brackets.pop_front();
         }
         self.brackets.push_back((low, high));
+    }
+
+    /// Adds a heartbeat to the interval window. A pair of heartbeats far off the
+    /// window's mean means the pace changed: a stop and resume (the pair spans the
+    /// silence) or a new report_interval. The window then restarts from that pair,
+    /// and the next pair either confirms the new pace or restarts it again, so a
+    /// silence counts for one heartbeat only instead of inflating the mean for
+    /// [`WINDOW`] of them.
+    fn add_beat(&mut self, report_count: i64, stamp: i64) {
+        if let (Some(mean), Some(&(last_count, last_stamp))) =
+            (self.mean_interval(), self.beats.back())
+        {
+            let pair = (stamp - last_stamp) as f64 / (report_count - last_count) as f64;
+            // The second of slack keeps the stamps' truncation from triggering this,
+            // and jitter too unless it approaches a third of the interval.
+            if pair > 2.0 * mean + STAMP_RESOLUTION || pair < mean / 2.0 - STAMP_RESOLUTION {
+                self.beats.drain(..self.beats.len() - 1);
+            }
+        }
+        self.beats.push_back((report_count, stamp));
+        if self.beats.len() > WINDOW + 1 {
+            self.beats.pop_front();
+        }
+    }
+
+    /// Δupdated_at / Δreport_count across the window.
+    fn mean_interval(&self) -> Option<f64> {
+        match (self.beats.front(), self.beats.back()) {
+            (Some(&(first_count, first_stamp)), Some(&(last_count, last_stamp)))
+                if last_count > first_count =>
+            {
+                Some((last_stamp - first_stamp) as f64 / (last_count - first_count) as f64)
+            }
+            _ => None,
+        }
     }
 
     fn intersection(&self) -> Option<(f64, f64)> {
@@ -231,14 +309,7 @@ impl HeartbeatTracker {
 
     /// The current estimates.
     pub fn diagnosis(&self) -> Diagnosis {
-        let heartbeat_interval = match (self.beats.front(), self.beats.back()) {
-            (Some(&(first_count, first_stamp)), Some(&(last_count, last_stamp)))
-                if last_count > first_count =>
-            {
-                Some((last_stamp - first_stamp) as f64 / (last_count - first_count) as f64)
-            }
-            _ => None,
-        };
+        let heartbeat_interval = self.mean_interval();
         let clock_offset = self.intersection().map(|(low, high)| ClockOffset {
             estimate: (low + high) / 2.0,
             uncertainty: (high - low) / 2.0,
@@ -394,5 +465,191 @@ mod tests {
             cause(diagnosis(None, None, 900.0, false), 300.0, false),
             DownCause::HeartbeatStopped
         );
+    }
+
+    /// Polls `tracker` every `poll` s over `[from, to)` (seconds after a fixed start) a
+    /// row whose `(report_count, updated_at)` at time `t` is `row(t)`.
+    fn poll_over(
+        tracker: &mut HeartbeatTracker,
+        (from, to): (f64, f64),
+        poll: f64,
+        row: impl Fn(f64) -> (i64, f64),
+        mut check: impl FnMut(f64, &Diagnosis),
+    ) {
+        let start = 1_000_000.0;
+        let mut t = from;
+        while t < to {
+            let (count, stamp) = row(t);
+            tracker.observe(start + t, count, Some((start + stamp).floor() as i64));
+            check(t, &tracker.diagnosis());
+            t += poll;
+        }
+    }
+
+    #[test]
+    fn a_stepped_clock_does_not_leak_into_the_interval() {
+        // Heartbeats every second; the clock steps from 0 to +55 s at 30 s and to
+        // -70 s at 60 s. The interval must never read the step as a heartbeat gap.
+        let skew = |t: f64| match t {
+            t if t < 30.0 => 0.0,
+            t if t < 60.0 => 55.0,
+            _ => -70.0,
+        };
+        let row = |t: f64| {
+            let beat = t.floor();
+            (beat as i64, beat + 0.3 + skew(beat))
+        };
+        let mut tracker = HeartbeatTracker::new();
+        poll_over(&mut tracker, (0.1, 90.0), 0.2, row, |t, d| {
+            if let Some(interval) = d.heartbeat_interval {
+                assert!((0.0..=2.0).contains(&interval), "at {t}: {interval}");
+            }
+            if let Some(o) = d.clock_offset {
+                let truth = skew(t.floor());
+                assert!((o.estimate - truth).abs() <= o.uncertainty, "at {t}: {o:?}");
+            }
+        });
+        assert_eq!(tracker.diagnosis().heartbeat_interval, Some(1.0));
+    }
+
+    #[test]
+    fn a_silence_counts_for_one_heartbeat_only() {
+        // Every second until 20 s, silent until 40 s, every second again.
+        let row = |t: f64| {
+            let beat = match t.floor() {
+                b if b <= 20.0 => b,
+                b if b < 40.0 => 20.0,
+                b => b,
+            };
+            let count = if beat < 40.0 { beat } else { beat - 19.0 };
+            (count as i64, beat + 0.5)
+        };
+        let mut tracker = HeartbeatTracker::new();
+        poll_over(&mut tracker, (0.1, 42.5), 0.2, row, |_, _| {});
+        // Two heartbeats after the silence: the window holds only the new pace.
+        assert_eq!(tracker.diagnosis().heartbeat_interval, Some(1.0));
+        poll_over(&mut tracker, (42.5, 50.0), 0.2, row, |t, d| {
+            assert_eq!(d.heartbeat_interval, Some(1.0), "at {t}");
+        });
+    }
+
+    #[test]
+    fn a_new_pace_is_taken_up_at_once() {
+        // Every second until 20 s, then every 5 s: the first 5 s pair restarts the
+        // window; the next one confirms it.
+        let row = |t: f64| {
+            let beat = if t < 25.0 {
+                t.floor().min(20.0)
+            } else {
+                20.0 + ((t - 20.0) / 5.0).floor() * 5.0
+            };
+            let count = if beat <= 20.0 {
+                beat
+            } else {
+                20.0 + (beat - 20.0) / 5.0
+            };
+            (count as i64, beat + 0.5)
+        };
+        let mut tracker = HeartbeatTracker::new();
+        poll_over(&mut tracker, (0.1, 25.1), 0.2, row, |_, _| {});
+        assert_eq!(tracker.diagnosis().heartbeat_interval, Some(5.0));
+        poll_over(&mut tracker, (25.1, 60.0), 0.2, row, |t, d| {
+            assert_eq!(d.heartbeat_interval, Some(5.0), "at {t}");
+        });
+        // And back: the first 1 s pair after 5 s ones restarts the window too.
+        let faster = |t: f64| {
+            if t < 60.0 {
+                row(t)
+            } else {
+                let (count, _) = row(59.9);
+                let beat = t.floor();
+                (count + (beat - 59.0) as i64, beat + 0.5)
+            }
+        };
+        poll_over(&mut tracker, (60.0, 61.5), 0.2, faster, |_, _| {});
+        assert_eq!(tracker.diagnosis().heartbeat_interval, Some(1.0));
+    }
+
+    #[test]
+    fn truncation_and_jitter_never_restart_the_interval() {
+        // 1.3 s with the stamps' whole seconds: pairs of 1 and 2 s, mean 1.3.
+        let row = |t: f64| {
+            let count = (t / 1.3).floor();
+            (count as i64, count * 1.3 + 0.05)
+        };
+        let mut tracker = HeartbeatTracker::new();
+        poll_over(&mut tracker, (0.1, 60.0), 0.2, row, |_, _| {});
+        let interval = tracker.diagnosis().heartbeat_interval.unwrap();
+        assert!((interval - 1.3).abs() <= 0.1, "{interval}");
+        assert_eq!(tracker.beats.len(), WINDOW + 1);
+        // 1 s with ±0.1 s of jitter: two stamps may share a second (a pair of 0 s).
+        let beat = |k: f64| k + 0.1 * (((k as i64 * 7919) % 13) as f64 / 6.0 - 1.0);
+        let row = |t: f64| {
+            let k = (1..200).take_while(|k| beat(*k as f64) <= t).count() as f64;
+            (k as i64, beat(k) + 0.97)
+        };
+        let mut tracker = HeartbeatTracker::new();
+        poll_over(&mut tracker, (0.5, 60.0), 0.2, row, |_, _| {});
+        let interval = tracker.diagnosis().heartbeat_interval.unwrap();
+        assert!((interval - 1.0).abs() <= 0.1, "{interval}");
+        assert_eq!(tracker.beats.len(), WINDOW + 1);
+    }
+
+    #[test]
+    fn a_right_clock_is_not_blamed_for_an_old_heartbeat() {
+        // service_down_time 3 s. Cinder reads whole seconds, so it sees a heartbeat up
+        // to a second older than it is, and before this exporter's polls do.
+        let limits = Thresholds {
+            service_down_time: 3.0,
+            skew_budget: 2.0,
+        };
+        let now = 1_000.0;
+        let cause = |interval: f64, estimate: f64, silence: f64, age: f64| {
+            let d = Diagnosis {
+                heartbeat_interval: Some(interval),
+                clock_offset: Some(ClockOffset {
+                    estimate,
+                    uncertainty: 0.6,
+                    heartbeats: 8,
+                }),
+                count_seen_since: now - silence,
+                advance_seen: true,
+            };
+            d.down_cause(Some(age), false, now, &limits)
+        };
+        // Stopped at a 1 s interval: down at age 3.4 after a silence of only 2.2 s.
+        assert_eq!(cause(1.0, 0.2, 2.2, 3.4), DownCause::HeartbeatStopped);
+        // A 4 s interval: down between heartbeats, before and after the silence
+        // passes service_down_time.
+        assert_eq!(cause(4.0, -0.3, 2.4, 3.2), DownCause::HeartbeatLate);
+        assert_eq!(cause(4.0, -0.3, 3.5, 4.2), DownCause::HeartbeatLate);
+        // 2.5 s plus the truncated second also reaches 3 s: late, not stopped.
+        assert_eq!(cause(2.5, 0.0, 2.6, 3.1), DownCause::HeartbeatLate);
+        assert_eq!(cause(2.5, 0.0, 3.2, 3.3), DownCause::HeartbeatLate);
+        // A clock known to be 45 s behind is blamed; one that may be right is not.
+        assert_eq!(cause(1.0, -45.0, 0.5, 46.0), DownCause::ClockSkew);
+        assert_eq!(cause(1.0, -1.0, 2.2, 3.4), DownCause::HeartbeatStopped);
+        // Unknown interval (just restarted): no guess.
+        let d = Diagnosis {
+            heartbeat_interval: None,
+            clock_offset: None,
+            count_seen_since: now - 2.0,
+            advance_seen: true,
+        };
+        assert_eq!(
+            d.down_cause(Some(3.5), false, now, &limits),
+            DownCause::Unknown
+        );
+    }
+
+    #[test]
+    fn a_skewed_service_that_stops_is_blamed_on_its_clock_until_silent_too_long() {
+        // 45 s behind, 10 s interval, service_down_time 60 s: cinder shows it down
+        // 15 s after its last heartbeat; a right clock would keep it up until 60 s.
+        let now = 1_000.0;
+        let d = |silence: f64| diagnosis(Some(10.0), Some(-45.0), now - silence, true);
+        let cause = |silence: f64| d(silence).down_cause(Some(45.0 + silence), false, now, &LIMITS);
+        assert_eq!(cause(20.0), DownCause::ClockSkew);
+        assert_eq!(cause(61.0), DownCause::HeartbeatStopped);
     }
 }

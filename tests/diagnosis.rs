@@ -19,12 +19,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use common::{Database, Exporter, ExporterOptions, Schema, Scrape};
+use common::{Database, Exporter, ExporterOptions, Schema, Scrape, Simulator};
 
 /// The simulator reads its clock before its UPDATE commits, so a heartbeat that a poll
 /// just missed can carry a stamp from slightly before that poll: the bound may be off
@@ -38,80 +36,6 @@ const PRECISION: f64 = 1.5;
 const INTERVAL_TOLERANCE: f64 = 0.10;
 
 const START: Duration = Duration::from_secs(20);
-
-/// `cinder_fleet_sim` as a child process, killed on drop.
-struct Simulator {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    _fleet: tempfile::TempDir,
-}
-
-impl Simulator {
-    /// Starts the fleet described by `fleet` (YAML) against `db` and waits until every
-    /// service's row exists.
-    fn start(db: &Database, fleet: &str) -> Simulator {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("fleet.yml");
-        std::fs::write(&path, fleet).expect("write fleet file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cinder_fleet_sim"))
-            .arg("--database-url")
-            .arg(db.url())
-            .arg("--fleet")
-            .arg(&path)
-            .env_remove("CINDER_FLEET_SIM_DATABASE_URL")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start cinder_fleet_sim");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        {
-            let log = Arc::clone(&log);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let stdout = child.stdout.take().expect("stdout");
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.trim() == "ready" {
-                    let _ = ready_tx.send(());
-                }
-            }
-        });
-        let simulator = Simulator {
-            child,
-            log,
-            _fleet: dir,
-        };
-        if ready_rx.recv_timeout(START).is_err() {
-            panic!(
-                "cinder_fleet_sim did not print ready; log:\n{}",
-                simulator.log()
-            );
-        }
-        simulator
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("cinder_fleet_sim log:\n{}", self.log());
-        }
-    }
-}
 
 /// An exporter with the given poll interval and thresholds (YAML durations).
 fn exporter(db: &Database, poll: &str, service_down_time: &str, report_interval: &str) -> Exporter {
@@ -362,7 +286,7 @@ fn clock_skews_and_a_stepped_clock() {
     const SETTINGS: &str = "poll 200ms, down 60s, hb 1s";
     let db = Database::create(Schema::Cinder29);
     let _fleet = Simulator::start(
-        &db,
+        &db.url(),
         "services:
   - {host: behind45@lvm, skew: -45, interval: 1}
   - {host: ahead55@lvm, skew: 55, interval: 1}
@@ -512,7 +436,7 @@ fn clock_skews_and_a_stepped_clock() {
 fn precision_by_poll_interval() {
     let db = Database::create(Schema::Cinder29);
     let _fleet = Simulator::start(
-        &db,
+        &db.url(),
         "services:
   - {host: behind45@lvm, skew: -45, interval: 1}
   - {host: ahead55@lvm, skew: 55, interval: 1.3, jitter: 0.1}
@@ -614,7 +538,7 @@ fn stopped_resumed_and_late_services() {
     const SETTINGS: &str = "poll 200ms, down 3s";
     let db = Database::create(Schema::Cinder29);
     let _fleet = Simulator::start(
-        &db,
+        &db.url(),
         "services:
   - {host: steady@lvm, interval: 1}
   - host: stops@lvm
@@ -743,7 +667,7 @@ fn fresh_exporter_start() {
     const SETTINGS: &str = "poll 200ms, down 6s, hb 2s";
     let db = Database::create(Schema::Cinder29);
     let _fleet = Simulator::start(
-        &db,
+        &db.url(),
         "services:
   - host: stopped@lvm
     interval: 1

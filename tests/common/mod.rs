@@ -504,44 +504,71 @@ pub fn raw_request(address: &str, request: &str) -> (String, Vec<u8>) {
     (head, response[split + 4..].to_vec())
 }
 
-/// The fleet simulator (`cinder_fleet_sim`) heartbeating into a database, killed on
-/// drop.
+/// How long the simulator may take to create its rows.
+const SIMULATOR_START: Duration = Duration::from_secs(20);
+
+/// `cinder_fleet_sim` as a child process, killed on drop.
 pub struct Simulator {
     child: Child,
-    _fleet: tempfile::NamedTempFile,
+    log: Arc<Mutex<Vec<String>>>,
+    _fleet: tempfile::TempDir,
 }
 
 impl Simulator {
-    /// Starts the fleet described by `fleet_yaml` and waits until every row exists.
-    pub fn start(database_url: &str, fleet_yaml: &str) -> Simulator {
-        let mut fleet = tempfile::Builder::new()
-            .suffix(".yml")
-            .tempfile()
-            .expect("fleet file");
-        std::io::Write::write_all(&mut fleet, fleet_yaml.as_bytes()).expect("write fleet file");
+    /// Starts the fleet described by `fleet` (YAML) against the database at
+    /// `database_url` and waits until every
+    /// service's row exists.
+    pub fn start(database_url: &str, fleet: &str) -> Simulator {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("fleet.yml");
+        std::fs::write(&path, fleet).expect("write fleet file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cinder_fleet_sim"))
+            .arg("--database-url")
+            .arg(database_url)
             .arg("--fleet")
-            .arg(fleet.path())
-            .env("CINDER_FLEET_SIM_DATABASE_URL", database_url)
-            .env("RUST_LOG", "warn")
+            .arg(&path)
+            .env_remove("CINDER_FLEET_SIM_DATABASE_URL")
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start cinder_fleet_sim");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("stdout");
-        let first = BufReader::new(stdout).lines().next();
-        match first {
-            Some(Ok(line)) if line == "ready" => {}
-            other => {
-                let _ = child.kill();
-                panic!("cinder_fleet_sim did not become ready: {other:?}");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.trim() == "ready" {
+                    let _ = ready_tx.send(());
+                }
             }
-        }
-        Simulator {
+        });
+        let simulator = Simulator {
             child,
-            _fleet: fleet,
+            log,
+            _fleet: dir,
+        };
+        if ready_rx.recv_timeout(SIMULATOR_START).is_err() {
+            panic!(
+                "cinder_fleet_sim did not print ready; log:\n{}",
+                simulator.log()
+            );
         }
+        simulator
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
     }
 }
 
@@ -549,6 +576,9 @@ impl Drop for Simulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("cinder_fleet_sim log:\n{}", self.log());
+        }
     }
 }
 

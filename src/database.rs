@@ -119,9 +119,9 @@ pub async fn detect_schema(conn: &mut Conn) -> Result<Schema, ReadError> {
     Schema::from_columns(&columns)
 }
 
-/// What one poll read.
+/// What one poll read, besides the rows (which go to the caller one by one).
 #[derive(Debug)]
-pub struct Services {
+pub struct Reading {
     /// The database's UTC clock when the statement ran, unix seconds.
     pub reference_time: f64,
     /// The exporter's monotonic clock just before the statement was sent: scrapes add
@@ -129,21 +129,21 @@ pub struct Services {
     pub sent_at: Instant,
     /// The exporter's wall clock at the same moment, unix seconds.
     pub sent_at_unix: f64,
-    /// Live rows (`deleted = 0`).
-    pub rows: Vec<ServiceRow>,
+    /// Live rows (`deleted = 0`) read.
+    pub rows: usize,
     /// Values that could not be read (e.g. a zero date); the row is kept with NULL
     /// there. Each names the row id and column.
     pub problems: Vec<String>,
 }
 
-/// Runs the poll query and decodes the rows. `expected_rows` (the previous poll's
-/// count) sizes the row buffer once instead of regrowing it: at tens of thousands of
-/// services each regrowth would briefly hold two copies.
+/// Runs the poll query and hands each decoded row to `on_row` with the reference time,
+/// as it arrives: the rows are never all in memory at once, only what the caller keeps
+/// of them (at tens of thousands of services, the difference is megabytes).
 pub async fn read_services(
     conn: &mut Conn,
     schema: &Schema,
-    expected_rows: usize,
-) -> Result<Services, ReadError> {
+    mut on_row: impl FnMut(f64, ServiceRow),
+) -> Result<Reading, ReadError> {
     let sent_at = Instant::now();
     let sent_at_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -153,7 +153,7 @@ pub async fn read_services(
         .await
         .map_err(ReadError::Database)?;
     let mut reference_time = None;
-    let mut rows = Vec::with_capacity(expected_rows);
+    let mut rows = 0;
     let mut problems = Vec::new();
     result
         .for_each(|row| {
@@ -165,8 +165,9 @@ pub async fn read_services(
             if reference_time.is_none() {
                 reference_time = decoder.datetime(0, "UTC_TIMESTAMP(6)");
             }
-            if let Some(service) = decoder.service() {
-                rows.push(service);
+            if let (Some(now), Some(service)) = (reference_time, decoder.service()) {
+                rows += 1;
+                on_row(now, service);
             }
         })
         .await
@@ -174,7 +175,7 @@ pub async fn read_services(
     let reference_time = reference_time.ok_or_else(|| {
         ReadError::Schema("the database returned no UTC_TIMESTAMP(6) reference time".into())
     })?;
-    Ok(Services {
+    Ok(Reading {
         reference_time,
         sent_at,
         sent_at_unix,

@@ -8,8 +8,6 @@
 //! escaped once per poll ([`LabelSet`]) and each scrape writes samples straight into a
 //! buffer: no allocation per series, output linear in services.
 
-use std::fmt::Write as _;
-
 /// The `# TYPE` of a metric family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricType {
@@ -161,9 +159,11 @@ fn write_value(out: &mut String, value: f64) {
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
     } else if value.fract() == 0.0 && value.abs() < 1e15 {
-        let _ = write!(out, "{}", value as i64);
+        // Most values are whole (0/1 verdicts, counters, timestamps): itoa and ryu
+        // write them several times faster than `fmt`, which shows at 10^5 samples.
+        out.push_str(itoa::Buffer::new().format(value as i64));
     } else {
-        let _ = write!(out, "{value}");
+        out.push_str(ryu::Buffer::new().format_finite(value));
     }
 }
 

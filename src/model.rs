@@ -69,24 +69,43 @@ pub fn scheduler_up(reference_now: f64, updated_at: Option<i64>, service_down_ti
     updated_at.is_some_and(|t| t as f64 >= reference_now - service_down_time)
 }
 
-/// Keeps one row per `(host, binary)`: the one with the latest heartbeat, the higher
-/// id on a tie. Cinder has no unique key there, so a re-created service leaves its old
-/// row behind; publishing both would give Prometheus duplicate series.
-/// Returns indices into `rows`, sorted by binary then host for a stable output order.
-pub fn one_row_per_service(rows: &[ServiceRow]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (ra, rb) = (&rows[a], &rows[b]);
-        (ra.binary.as_deref(), ra.host.as_deref())
-            .cmp(&(rb.binary.as_deref(), rb.host.as_deref()))
+/// What identifies a service, and which of its rows is the current one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceKey {
+    pub binary: Option<String>,
+    pub host: Option<String>,
+    pub last_heartbeat: Option<i64>,
+    pub id: i64,
+}
+
+impl ServiceKey {
+    /// Takes the key out of a row (its host and binary move, they are not copied).
+    pub fn of(row: ServiceRow) -> ServiceKey {
+        ServiceKey {
+            last_heartbeat: row.last_heartbeat(),
+            binary: row.binary,
+            host: row.host,
+            id: row.id,
+        }
+    }
+}
+
+/// Keeps one value per `(host, binary)`: the one whose row has the latest heartbeat,
+/// the higher id on a tie. Cinder has no unique key there, so a re-created service
+/// leaves its old row behind; publishing both would give Prometheus duplicate series.
+/// The result is sorted by binary then host, for a stable output order.
+pub fn keep_freshest<T>(mut candidates: Vec<(ServiceKey, T)>) -> Vec<T> {
+    candidates.sort_unstable_by(|(a, _), (b, _)| {
+        (a.binary.as_deref(), a.host.as_deref())
+            .cmp(&(b.binary.as_deref(), b.host.as_deref()))
             // Newest first within a service, so the first of each run is the keeper.
-            .then_with(|| rb.last_heartbeat().cmp(&ra.last_heartbeat()))
-            .then_with(|| rb.id.cmp(&ra.id))
+            .then_with(|| b.last_heartbeat.cmp(&a.last_heartbeat))
+            .then_with(|| b.id.cmp(&a.id))
     });
-    order.dedup_by(|&mut later, &mut first| {
-        rows[later].binary == rows[first].binary && rows[later].host == rows[first].host
+    candidates.dedup_by(|(later, _), (first, _)| {
+        later.binary == first.binary && later.host == first.host
     });
-    order
+    candidates.into_iter().map(|(_, value)| value).collect()
 }
 
 #[cfg(test)]
@@ -136,24 +155,23 @@ mod tests {
 
     #[test]
     fn keeps_the_freshest_row_of_each_service() {
-        let row = |id, host: &str, binary: &str, updated| ServiceRow {
-            id,
-            host: Some(host.into()),
-            binary: Some(binary.into()),
-            updated_at: updated,
-            ..Default::default()
+        let key = |id, host: &str, binary: &str, updated| {
+            let row = ServiceRow {
+                id,
+                host: Some(host.into()),
+                binary: Some(binary.into()),
+                updated_at: updated,
+                ..Default::default()
+            };
+            (ServiceKey::of(row), id)
         };
-        let rows = vec![
-            row(1, "a", "cinder-volume", Some(100)),
-            row(2, "a", "cinder-volume", Some(200)),
-            row(3, "a", "cinder-scheduler", Some(50)),
-            row(4, "b", "cinder-volume", None),
-            row(5, "b", "cinder-volume", None),
+        let candidates = vec![
+            key(1, "a", "cinder-volume", Some(100)),
+            key(2, "a", "cinder-volume", Some(200)),
+            key(3, "a", "cinder-scheduler", Some(50)),
+            key(4, "b", "cinder-volume", None),
+            key(5, "b", "cinder-volume", None),
         ];
-        let kept: Vec<i64> = one_row_per_service(&rows)
-            .into_iter()
-            .map(|i| rows[i].id)
-            .collect();
-        assert_eq!(kept, vec![3, 2, 5]);
+        assert_eq!(keep_freshest(candidates), vec![3, 2, 5]);
     }
 }

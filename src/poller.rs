@@ -10,12 +10,10 @@ use mysql_async::Pool;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::database::{
-    detect_schema, read_services, ReadError, Schema, Services, OPTIONAL_COLUMNS,
-};
+use crate::database::{detect_schema, read_services, ReadError, Reading, Schema, OPTIONAL_COLUMNS};
 use crate::diagnosis::HeartbeatTracker;
 use crate::exposition::LabelSet;
-use crate::model::{one_row_per_service, ServiceRow};
+use crate::model::{keep_freshest, ServiceKey, ServiceRow};
 use crate::shutdown::Shutdown;
 use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
 
@@ -86,7 +84,7 @@ impl Poller {
             Err(_) => Err(ReadError::TimedOut(self.config.query_timeout)),
         };
         match result {
-            Ok(services) => {
+            Ok((reading, services)) => {
                 if self.consecutive_failures > 0 {
                     info!(
                         after_failures = self.consecutive_failures,
@@ -95,11 +93,15 @@ impl Poller {
                 }
                 self.consecutive_failures = 0;
                 self.health.last_poll_ok = true;
-                self.health.last_success_unix = Some(services.sent_at_unix);
+                self.health.last_success_unix = Some(reading.sent_at_unix);
                 self.health.database_clock_offset_seconds =
-                    Some(services.sent_at_unix - services.reference_time);
-                self.report_problems(&services.problems);
-                self.snapshot = Some(Arc::new(self.absorb(services)));
+                    Some(reading.sent_at_unix - reading.reference_time);
+                self.report_problems(&reading.problems);
+                self.snapshot = Some(Arc::new(Snapshot {
+                    reference_time: reading.reference_time,
+                    taken_at: reading.sent_at,
+                    services,
+                }));
                 self.health.last_poll_duration_seconds = started.elapsed().as_secs_f64();
             }
             Err(error) => {
@@ -122,7 +124,10 @@ impl Poller {
         });
     }
 
-    async fn read(&mut self) -> Result<Services, ReadError> {
+    /// Reads the table, feeding each row to its tracker as it arrives and keeping only
+    /// what the snapshot needs of it. Trackers of rows that are gone are dropped only
+    /// once the whole table has been read.
+    async fn read(&mut self) -> Result<(Reading, Vec<ServiceState>), ReadError> {
         let mut conn = self.pool.get_conn().await.map_err(ReadError::Database)?;
         if self.schema.is_none() {
             let schema = detect_schema(&mut conn).await?;
@@ -140,7 +145,22 @@ impl Poller {
             self.schema = Some(schema);
         }
         let schema = self.schema.as_ref().expect("just set");
-        read_services(&mut conn, schema, self.trackers.len()).await
+        self.polls += 1;
+        let poll = self.polls;
+        let trackers = &mut self.trackers;
+        let mut candidates = Vec::with_capacity(trackers.len());
+        let reading = read_services(&mut conn, schema, |reference_time, row| {
+            let (seen, tracker) = trackers
+                .entry(row.id)
+                .or_insert_with(|| (poll, HeartbeatTracker::new()));
+            *seen = poll;
+            tracker.observe(reference_time, row.report_count, row.updated_at);
+            let state = service_state(&row, tracker.diagnosis());
+            candidates.push((ServiceKey::of(row), state));
+        })
+        .await?;
+        trackers.retain(|_, (seen, _)| *seen == poll);
+        Ok((reading, keep_freshest(candidates)))
     }
 
     /// Poll interval when healthy; doubling backoff while failing, capped.
@@ -160,37 +180,6 @@ impl Poller {
                 warn!(%problem, "unreadable value in the services table");
             }
             self.reported_problems = problems.to_vec();
-        }
-    }
-
-    /// Feeds the rows to the trackers and builds the snapshot scrapes will read.
-    fn absorb(&mut self, services: Services) -> Snapshot {
-        self.polls += 1;
-        let poll = self.polls;
-        for row in &services.rows {
-            let entry = self
-                .trackers
-                .entry(row.id)
-                .or_insert_with(|| (poll, HeartbeatTracker::new()));
-            entry.0 = poll;
-            entry
-                .1
-                .observe(services.reference_time, row.report_count, row.updated_at);
-        }
-        self.trackers.retain(|_, (seen, _)| *seen == poll);
-
-        let states = one_row_per_service(&services.rows)
-            .into_iter()
-            .map(|i| {
-                let row = &services.rows[i];
-                let diagnosis = self.trackers[&row.id].1.diagnosis();
-                service_state(row, diagnosis)
-            })
-            .collect();
-        Snapshot {
-            reference_time: services.reference_time,
-            taken_at: services.sent_at,
-            services: states,
         }
     }
 }

@@ -71,17 +71,36 @@ pub struct ExpositionWriter {
 /// Where the per-service part of a scrape has got to.
 struct ServiceCursor {
     snapshot: Arc<Snapshot>,
-    verdicts: Vec<Verdict>,
+    /// The scrape's instant on the reference clock.
+    reference_now: f64,
+    thresholds: Thresholds,
     family: usize,
     service: usize,
 }
 
-/// Per-service values at one instant, computed once per scrape.
+/// Per-service values at the scrape's instant. Computed where a family needs them
+/// rather than kept for every service: a scrape then holds no per-service memory.
 struct Verdict {
     age: Option<f64>,
     up: bool,
     scheduler_up: bool,
     cause: DownCause,
+}
+
+impl Verdict {
+    fn of(service: &ServiceState, reference_now: f64, thresholds: &Thresholds) -> Verdict {
+        let down = thresholds.service_down_time;
+        let age = heartbeat_age(reference_now, service.last_heartbeat);
+        let up = api_up(age, down);
+        Verdict {
+            age,
+            up,
+            scheduler_up: scheduler_up(reference_now, service.updated_at, down),
+            cause: service
+                .diagnosis
+                .down_cause(age, up, reference_now, thresholds),
+        }
+    }
 }
 
 impl ExpositionWriter {
@@ -126,25 +145,10 @@ impl ExpositionWriter {
 
 impl ServiceCursor {
     fn new(snapshot: Arc<Snapshot>, thresholds: Thresholds, now: Instant) -> ServiceCursor {
-        let reference_now = snapshot.reference_now(now);
-        let down = thresholds.service_down_time;
-        let verdicts = snapshot
-            .services
-            .iter()
-            .map(|s| {
-                let age = heartbeat_age(reference_now, s.last_heartbeat);
-                let up = api_up(age, down);
-                Verdict {
-                    age,
-                    up,
-                    scheduler_up: scheduler_up(reference_now, s.updated_at, down),
-                    cause: s.diagnosis.down_cause(age, up, reference_now, &thresholds),
-                }
-            })
-            .collect();
         ServiceCursor {
+            reference_now: snapshot.reference_now(now),
             snapshot,
-            verdicts,
+            thresholds,
             family: 0,
             service: 0,
         }
@@ -158,9 +162,11 @@ impl ServiceCursor {
             if self.service == 0 {
                 out.family(family.name, family.help, family.kind);
             }
-            while self.service < services.len() {
-                let i = self.service;
-                (family.samples)(out, family.name, &services[i], &self.verdicts[i]);
+            while let Some(service) = services.get(self.service) {
+                let verdict = family
+                    .needs_verdict
+                    .then(|| Verdict::of(service, self.reference_now, &self.thresholds));
+                (family.samples)(out, family.name, service, verdict.as_ref());
                 self.service += 1;
                 if out.len() >= min_bytes {
                     return true;
@@ -257,7 +263,9 @@ struct ServiceFamily {
     name: &'static str,
     help: &'static str,
     kind: MetricType,
-    samples: fn(&mut Exposition, &'static str, &ServiceState, &Verdict),
+    /// Whether `samples` needs the service's verdict at the scrape's instant.
+    needs_verdict: bool,
+    samples: fn(&mut Exposition, &'static str, &ServiceState, Option<&Verdict>),
 }
 
 /// Writes `value` with the service's identity labels, if there is a value.
@@ -267,74 +275,105 @@ fn identity_sample(out: &mut Exposition, name: &str, service: &ServiceState, val
     }
 }
 
+/// A family whose value is a fact of the snapshot.
+macro_rules! fact {
+    ($name:literal, $kind:ident, $help:literal, |$s:ident| $value:expr) => {
+        ServiceFamily {
+            name: $name,
+            help: $help,
+            kind: MetricType::$kind,
+            needs_verdict: false,
+            samples: |out, name, $s, _| identity_sample(out, name, $s, $value),
+        }
+    };
+}
+
+/// A family whose value depends on the scrape's instant.
+macro_rules! judged {
+    ($name:literal, $help:literal, |$v:ident| $value:expr) => {
+        ServiceFamily {
+            name: $name,
+            help: $help,
+            kind: MetricType::Gauge,
+            needs_verdict: true,
+            samples: |out, name, s, v| {
+                if let Some($v) = v {
+                    identity_sample(out, name, s, $value)
+                }
+            },
+        }
+    };
+}
+
 const SERVICE_FAMILIES: [ServiceFamily; 11] = [
-    ServiceFamily {
-        name: "cinder_service_up",
-        help: "1 if cinder-api (openstack volume service list) shows the service up: abs(now - (updated_at or created_at)) <= service_down_time, now being the database clock.",
-        kind: MetricType::Gauge,
-        samples: |out, name, s, v| identity_sample(out, name, s, Some(bool_value(v.up))),
-    },
-    ServiceFamily {
-        name: "cinder_service_scheduler_up",
-        help: "1 if the scheduler (and cinder-manage service list) sees the service up: updated_at >= now - service_down_time; a clock running ahead stays up here.",
-        kind: MetricType::Gauge,
-        samples: |out, name, s, v| identity_sample(out, name, s, Some(bool_value(v.scheduler_up))),
-    },
-    ServiceFamily {
-        name: "cinder_service_enabled",
-        help: "1 if the service is enabled (disabled = 0 or NULL), 0 if an operator disabled it.",
-        kind: MetricType::Gauge,
-        samples: |out, name, s, _| identity_sample(out, name, s, Some(bool_value(s.enabled))),
-    },
-    ServiceFamily {
-        name: "cinder_service_heartbeat_age_seconds",
-        help: "Database clock minus (updated_at or created_at), signed: negative when the service's clock runs ahead.",
-        kind: MetricType::Gauge,
-        samples: |out, name, s, v| identity_sample(out, name, s, v.age),
-    },
-    ServiceFamily {
-        name: "cinder_service_last_heartbeat_timestamp_seconds",
-        help: "updated_at (or created_at when NULL) as the service recorded it with its own clock, unix seconds.",
-        kind: MetricType::Gauge,
-        samples: |out, name, s, _| identity_sample(out, name, s, s.last_heartbeat.map(|t| t as f64)),
-    },
-    ServiceFamily {
-        name: "cinder_service_reports_total",
-        help: "Heartbeats the service has recorded (the report_count column).",
-        kind: MetricType::Counter,
-        samples: |out, name, s, _| identity_sample(out, name, s, Some(s.report_count as f64)),
-    },
+    judged!(
+        "cinder_service_up",
+        "1 if cinder-api (openstack volume service list) shows the service up: abs(now - (updated_at or created_at)) <= service_down_time, now being the database clock.",
+        |v| Some(bool_value(v.up))
+    ),
+    judged!(
+        "cinder_service_scheduler_up",
+        "1 if the scheduler (and cinder-manage service list) sees the service up: updated_at >= now - service_down_time; a clock running ahead stays up here.",
+        |v| Some(bool_value(v.scheduler_up))
+    ),
+    fact!(
+        "cinder_service_enabled",
+        Gauge,
+        "1 if the service is enabled (disabled = 0 or NULL), 0 if an operator disabled it.",
+        |s| Some(bool_value(s.enabled))
+    ),
+    judged!(
+        "cinder_service_heartbeat_age_seconds",
+        "Database clock minus (updated_at or created_at), signed: negative when the service's clock runs ahead.",
+        |v| v.age
+    ),
+    fact!(
+        "cinder_service_last_heartbeat_timestamp_seconds",
+        Gauge,
+        "updated_at (or created_at when NULL) as the service recorded it with its own clock, unix seconds.",
+        |s| s.last_heartbeat.map(|t| t as f64)
+    ),
+    fact!(
+        "cinder_service_reports_total",
+        Counter,
+        "Heartbeats the service has recorded (the report_count column).",
+        |s| Some(s.report_count as f64)
+    ),
     ServiceFamily {
         name: "cinder_service_info",
         help: "Descriptive fields of the service row; the value is always 1. Empty labels are NULL or absent in this cinder schema.",
         kind: MetricType::Gauge,
+        needs_verdict: false,
         samples: |out, name, s, _| out.sample(name, &s.labels, s.info_labels.as_str(), 1.0),
     },
-    ServiceFamily {
-        name: "cinder_service_heartbeat_interval_seconds",
-        help: "Observed mean time between heartbeats: change of updated_at over change of report_count across recent heartbeats (both written by the service, so immune to its clock offset).",
-        kind: MetricType::Gauge,
-        samples: |out, name, s, _| identity_sample(out, name, s, s.diagnosis.heartbeat_interval),
-    },
-    ServiceFamily {
-        name: "cinder_service_clock_offset_seconds",
-        help: "Estimated service clock minus database clock (positive: the service node runs ahead), bracketed from the polls between which report_count advanced.",
-        kind: MetricType::Gauge,
-        samples: |out, name, s, _| identity_sample(out, name, s, s.diagnosis.clock_offset.map(|o| o.estimate)),
-    },
-    ServiceFamily {
-        name: "cinder_service_clock_offset_uncertainty_seconds",
-        help: "Half-width of the bound on cinder_service_clock_offset_seconds: the true offset lies within estimate +/- this.",
-        kind: MetricType::Gauge,
-        samples: |out, name, s, _| identity_sample(out, name, s, s.diagnosis.clock_offset.map(|o| o.uncertainty)),
-    },
+    fact!(
+        "cinder_service_heartbeat_interval_seconds",
+        Gauge,
+        "Observed mean time between heartbeats: change of updated_at over change of report_count across recent heartbeats (both written by the service, so immune to its clock offset).",
+        |s| s.diagnosis.heartbeat_interval
+    ),
+    fact!(
+        "cinder_service_clock_offset_seconds",
+        Gauge,
+        "Estimated service clock minus database clock (positive: the service node runs ahead), bracketed from the polls between which report_count advanced.",
+        |s| s.diagnosis.clock_offset.map(|o| o.estimate)
+    ),
+    fact!(
+        "cinder_service_clock_offset_uncertainty_seconds",
+        Gauge,
+        "Half-width of the bound on cinder_service_clock_offset_seconds: the true offset lies within estimate +/- this.",
+        |s| s.diagnosis.clock_offset.map(|o| o.uncertainty)
+    ),
     ServiceFamily {
         name: "cinder_service_down_cause",
         help: "Why the service shows down in cinder-api, one-hot over cause: none (up), heartbeat_stopped, clock_skew, heartbeat_late, unknown (not enough observations yet).",
         kind: MetricType::Gauge,
+        needs_verdict: true,
         samples: |out, name, s, v| {
-            for cause in DownCause::ALL {
-                out.sample(name, &s.labels, CAUSE_LABELS[cause as usize], bool_value(cause == v.cause));
+            if let Some(v) = v {
+                for cause in DownCause::ALL {
+                    out.sample(name, &s.labels, CAUSE_LABELS[cause as usize], bool_value(cause == v.cause));
+                }
             }
         },
     },

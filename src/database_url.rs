@@ -146,6 +146,15 @@ impl DatabaseUrl {
             _ => return Err("database URL gives only one of ssl_cert and ssl_key".into()),
         }
         if tls_wanted {
+            // A missing or wrong file would otherwise fail every poll with an I/O error
+            // that names no file; at start-up it is a configuration error.
+            if let Some(ca) = &tls.ca_file {
+                check_pem_file("ssl_ca", ca, PemKind::Certificate)?;
+            }
+            if let Some((cert, key)) = &tls.client_cert {
+                check_pem_file("ssl_cert", cert, PemKind::Certificate)?;
+                check_pem_file("ssl_key", key, PemKind::PrivateKey)?;
+            }
             parsed.tls = Some(tls);
         }
         Ok(parsed)
@@ -168,9 +177,21 @@ impl DatabaseUrl {
         if let Some(socket) = &self.socket {
             out.push_str(&format!("?unix_socket={socket}"));
         }
-        if self.tls.is_some() {
+        if let Some(tls) = &self.tls {
+            // File names are not secret, and they say which CA is trusted.
             out.push_str(if self.socket.is_some() { "&" } else { "?" });
-            out.push_str("tls=on");
+            out.push_str("ssl_mode=");
+            out.push_str(tls.mode());
+            if let Some(ca) = &tls.ca_file {
+                out.push_str(&format!("&ssl_ca={}", ca.display()));
+            }
+            if let Some((cert, key)) = &tls.client_cert {
+                out.push_str(&format!(
+                    "&ssl_cert={}&ssl_key={}",
+                    cert.display(),
+                    key.display()
+                ));
+            }
         }
         out
     }
@@ -203,6 +224,9 @@ impl DatabaseUrl {
             let mut ssl = SslOpts::default()
                 .with_danger_accept_invalid_certs(!tls.verify_cert)
                 .with_danger_skip_domain_validation(!tls.verify_hostname);
+            if tls.verify_cert && !tls.verify_hostname {
+                ssl = ssl.with_danger_tls_hostname_override(Some(NAME_CHECK_SKIPPED));
+            }
             if let Some(ca) = &tls.ca_file {
                 ssl = ssl
                     .with_root_certs(vec![ca.clone().into()])
@@ -217,6 +241,68 @@ impl DatabaseUrl {
             opts = opts.ssl_opts(Some(ssl));
         }
         opts
+    }
+}
+
+/// The server name checked against the certificate when only the CA is verified
+/// (`ssl_mode=VERIFY_CA`, `ssl_check_hostname=false`).
+///
+/// mysql_async (0.37) skips the name check by looking for `NotValidForName` in the
+/// text of rustls' error, but rustls (0.23.46 here) reports a name mismatch as
+/// `certificate not valid for name "…"; …`: without help, VERIFY_CA fails whenever the
+/// certificate does not name the host we connect to, which is the very case it is for.
+/// rustls quotes the expected name in that text, so we make the expected name say it.
+/// The chain is still verified against the trusted CA first (rustls checks the name
+/// only after the chain, and any other failure stays an error); only the name check,
+/// which VERIFY_CA does not want, is skipped. The name goes out as the TLS SNI, which
+/// MariaDB and MySQL ignore. `.invalid` (RFC 6761) is never a real host.
+const NAME_CHECK_SKIPPED: &str = "NotValidForName.cinder-exporter.invalid";
+
+impl Tls {
+    /// The `ssl_mode` these settings amount to.
+    fn mode(&self) -> &'static str {
+        match (self.verify_cert, self.verify_hostname) {
+            (false, _) => "REQUIRED",
+            (true, false) => "VERIFY_CA",
+            (true, true) => "VERIFY_IDENTITY",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum PemKind {
+    Certificate,
+    PrivateKey,
+}
+
+/// Checks that `path` (the value of URL parameter `parameter`) can be read and holds
+/// what mysql_async will look for when it connects: PEM certificates, or one PEM
+/// private key (PKCS#8, PKCS#1 or SEC1) without a passphrase.
+fn check_pem_file(parameter: &str, path: &std::path::Path, kind: PemKind) -> Result<(), String> {
+    let shown = path.display();
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("database URL parameter {parameter}: cannot read {shown}: {e}"))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let has = |label: &str| text.contains(&format!("-----BEGIN {label}-----"));
+    match kind {
+        PemKind::Certificate if has("CERTIFICATE") => Ok(()),
+        PemKind::Certificate => Err(format!(
+            "database URL parameter {parameter}: {shown} holds no PEM certificate \
+             (-----BEGIN CERTIFICATE-----)"
+        )),
+        PemKind::PrivateKey if has("ENCRYPTED PRIVATE KEY") => Err(format!(
+            "database URL parameter {parameter}: the key in {shown} is encrypted; \
+             cinder_exporter needs it without a passphrase"
+        )),
+        PemKind::PrivateKey
+            if has("PRIVATE KEY") || has("RSA PRIVATE KEY") || has("EC PRIVATE KEY") =>
+        {
+            Ok(())
+        }
+        PemKind::PrivateKey => Err(format!(
+            "database URL parameter {parameter}: {shown} holds no PEM private key \
+             (-----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY)"
+        )),
     }
 }
 
@@ -267,22 +353,143 @@ mod tests {
         assert!(!format!("{url:?}").contains("s3cr"));
     }
 
+    /// A directory with a CA, a client certificate and key, and a file of no use.
+    fn tls_files() -> (tempfile::TempDir, [String; 4]) {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+        let paths = [
+            write("ca.pem", cert),
+            write("c.pem", cert),
+            write("k.pem", key),
+            write("other.txt", "hello"),
+        ];
+        (dir, paths)
+    }
+
     #[test]
     fn tls_parameters() {
-        let url = DatabaseUrl::parse(
-            "mysql://u:p@db/cinder?ssl_ca=/etc/ca.pem&ssl_cert=/c.pem&ssl_key=/k.pem",
-        )
+        let (_dir, [ca, cert, key, _]) = tls_files();
+        let url = DatabaseUrl::parse(&format!(
+            "mysql://u:p@db/cinder?ssl_ca={ca}&ssl_cert={cert}&ssl_key={key}"
+        ))
         .unwrap();
         let tls = url.tls.as_ref().unwrap();
-        assert_eq!(
-            tls.ca_file.as_deref(),
-            Some(std::path::Path::new("/etc/ca.pem"))
-        );
+        assert_eq!(tls.ca_file.as_deref(), Some(std::path::Path::new(&ca)));
         assert!(tls.verify_cert && tls.verify_hostname && tls.client_cert.is_some());
+        assert_eq!(
+            url.redacted(),
+            format!(
+                "mysql://u:***@db:3306/cinder?ssl_mode=VERIFY_IDENTITY&ssl_ca={ca}\
+                 &ssl_cert={cert}&ssl_key={key}"
+            )
+        );
         let url = DatabaseUrl::parse("mysql://db/cinder?ssl_mode=VERIFY_CA").unwrap();
-        assert!(!url.tls.unwrap().verify_hostname);
-        assert!(DatabaseUrl::parse("mysql://db/cinder?ssl_cert=/c.pem").is_err());
+        assert!(!url.tls.as_ref().unwrap().verify_hostname);
+        assert_eq!(url.redacted(), "mysql://db:3306/cinder?ssl_mode=VERIFY_CA");
+        let url = DatabaseUrl::parse("mysql://db/cinder?ssl=true&ssl_verify_cert=false").unwrap();
+        assert_eq!(url.redacted(), "mysql://db:3306/cinder?ssl_mode=REQUIRED");
+        assert!(DatabaseUrl::parse(&format!("mysql://db/cinder?ssl_cert={cert}")).is_err());
         assert!(DatabaseUrl::parse("mysql://db/cinder?ssl=maybe").is_err());
+    }
+
+    #[test]
+    fn verify_ca_checks_the_chain_but_not_the_name() {
+        let (_dir, [ca, ..]) = tls_files();
+        let ssl = |query: &str| {
+            let url = DatabaseUrl::parse(&format!("mysql://db/cinder?{query}")).unwrap();
+            let opts = mysql_async::Opts::from(url.connection_options(Duration::from_secs(5)));
+            opts.ssl_opts().cloned().unwrap()
+        };
+        for query in [
+            format!("ssl_ca={ca}&ssl_mode=VERIFY_CA"),
+            format!("ssl_ca={ca}&ssl_check_hostname=false"),
+        ] {
+            let ssl = ssl(&query);
+            assert!(!ssl.accept_invalid_certs(), "{query}");
+            assert!(ssl.skip_domain_validation(), "{query}");
+            // The name that makes mysql_async recognise rustls' name mismatch.
+            assert!(ssl
+                .tls_hostname_override()
+                .is_some_and(|name| name.contains("NotValidForName")));
+        }
+        let ssl = ssl(&format!("ssl_ca={ca}"));
+        assert!(!ssl.accept_invalid_certs() && !ssl.skip_domain_validation());
+        assert!(ssl.disable_built_in_roots());
+        assert_eq!(ssl.tls_hostname_override(), None);
+    }
+
+    #[test]
+    fn tls_files_are_checked_at_parse_time() {
+        let (dir, [ca, cert, key, other]) = tls_files();
+        let missing = dir.path().join("missing.pem").display().to_string();
+        let encrypted = dir.path().join("encrypted.pem");
+        std::fs::write(
+            &encrypted,
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let encrypted = encrypted.display().to_string();
+        let dir_path = dir.path().display().to_string();
+        for (query, parameter, file, why) in [
+            (
+                format!("ssl_ca={missing}"),
+                "ssl_ca",
+                &missing,
+                "cannot read",
+            ),
+            (
+                format!("ssl_ca={dir_path}"),
+                "ssl_ca",
+                &dir_path,
+                "cannot read",
+            ),
+            (
+                format!("ssl_ca={other}"),
+                "ssl_ca",
+                &other,
+                "no PEM certificate",
+            ),
+            (
+                format!("ssl_ca={key}"),
+                "ssl_ca",
+                &key,
+                "no PEM certificate",
+            ),
+            (
+                format!("ssl_cert={key}&ssl_key={cert}"),
+                "ssl_cert",
+                &key,
+                "no PEM certificate",
+            ),
+            (
+                format!("ssl_cert={cert}&ssl_key={ca}"),
+                "ssl_key",
+                &ca,
+                "no PEM private key",
+            ),
+            (
+                format!("ssl_cert={cert}&ssl_key={encrypted}"),
+                "ssl_key",
+                &encrypted,
+                "encrypted",
+            ),
+        ] {
+            let err =
+                DatabaseUrl::parse(&format!("mysql://u:secret@db/cinder?{query}")).unwrap_err();
+            assert!(
+                err.starts_with(&format!("database URL parameter {parameter}: "))
+                    && err.contains(file.as_str())
+                    && err.contains(why),
+                "{query}: {err}"
+            );
+            assert!(!err.contains("secret"), "{err}");
+        }
     }
 
     #[test]

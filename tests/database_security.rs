@@ -149,23 +149,10 @@ impl User {
 
 impl Drop for User {
     fn drop(&mut self) {
-        let url = self.server.clone();
-        let sql = format!("DROP USER IF EXISTS '{}'@'%'", self.name);
-        // Best effort, as Database's drop: the server may be gone already.
-        let _ = std::thread::spawn(move || {
-            block_on(async move {
-                if let Ok(Ok(mut conn)) = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    mysql_async::Conn::from_url(url.as_str()),
-                )
-                .await
-                {
-                    let _ = conn.query_drop(sql).await;
-                    let _ = conn.disconnect().await;
-                }
-            })
-        })
-        .join();
+        common::run_best_effort(
+            &self.server,
+            format!("DROP USER IF EXISTS '{}'@'%'", self.name),
+        );
     }
 }
 

@@ -191,24 +191,32 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let url = self.server.clone();
-        let sql = format!("DROP DATABASE IF EXISTS `{}`", self.name);
-        // Best effort: a test that stopped its server leaves nothing to drop.
-        let _ = std::thread::spawn(move || {
-            block_on(async move {
-                if let Ok(Ok(mut conn)) = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    mysql_async::Conn::from_url(url.as_str()),
-                )
-                .await
-                {
-                    let _ = conn.query_drop(sql).await;
-                    let _ = conn.disconnect().await;
-                }
-            })
-        })
-        .join();
+        run_best_effort(
+            &self.server,
+            format!("DROP DATABASE IF EXISTS `{}`", self.name),
+        );
     }
+}
+
+/// Runs `sql` on the server at `server_url` if it can be reached within 5 s, ignoring
+/// failures: for clean-ups in `Drop`, where a test may have stopped its server already.
+pub fn run_best_effort(server_url: &str, sql: String) {
+    let url = server_url.to_string();
+    // A thread of its own: `Drop` may run inside another runtime.
+    let _ = std::thread::spawn(move || {
+        block_on(async move {
+            if let Ok(Ok(mut conn)) = tokio::time::timeout(
+                Duration::from_secs(5),
+                mysql_async::Conn::from_url(url.as_str()),
+            )
+            .await
+            {
+                let _ = conn.query_drop(sql).await;
+                let _ = conn.disconnect().await;
+            }
+        })
+    })
+    .join();
 }
 
 fn strip_comments(sql: &str) -> String {

@@ -11,9 +11,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::database::{detect_schema, read_services, ReadError, Reading, Schema, OPTIONAL_COLUMNS};
-use crate::diagnosis::HeartbeatTracker;
-use crate::exposition::LabelSet;
-use crate::model::{keep_freshest, ServiceKey, ServiceRow};
+use crate::cinder::{keep_freshest, Diagnosis, HeartbeatTracker, ServiceKey, ServiceRow};
+use crate::metrics::LabelSet;
 use crate::shutdown::Shutdown;
 use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
 
@@ -184,7 +183,7 @@ impl Poller {
     }
 }
 
-fn service_state(row: &ServiceRow, diagnosis: crate::diagnosis::Diagnosis) -> ServiceState {
+fn service_state(row: &ServiceRow, diagnosis: Diagnosis) -> ServiceState {
     fn label(v: &Option<String>) -> &str {
         bounded(v.as_deref().unwrap_or(""))
     }

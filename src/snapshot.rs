@@ -8,8 +8,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use crate::diagnosis::Diagnosis;
-use crate::exposition::LabelSet;
+use crate::cinder::Diagnosis;
+use crate::metrics::LabelSet;
 
 /// One service (one `(host, binary)`) as of a poll; label sets are escaped already.
 #[derive(Clone, Debug)]

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use cinder_exporter::cinder_conf::parse_cinder_conf;
+use cinder_exporter::config::parse_cinder_conf;
 use cinder_exporter::config;
-use cinder_exporter::database_url::DatabaseUrl;
-use cinder_exporter::duration::parse_duration;
-use cinder_exporter::web_config;
+use cinder_exporter::config::DatabaseUrl;
+use cinder_exporter::config::parse_duration;
+use cinder_exporter::parse_web_config;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
@@ -258,7 +258,7 @@ fn check_web_config(text: &str) {
     if names_system_paths(text) {
         return;
     }
-    if let Err(e) = web_config::parse(text, "web.yml", fixtures().dir.path()) {
+    if let Err(e) = parse_web_config(text, "web.yml", fixtures().dir.path()) {
         assert!(
             e.location.starts_with("web.yml"),
             "error not naming the file for {text:?}: {e}"
@@ -467,7 +467,7 @@ fn fixtures_are_valid_to_begin_with() {
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  alice: {}\n",
         fixtures().hash
     );
-    let security = web_config::parse(&text, "web.yml", fixtures().dir.path()).unwrap();
+    let security = parse_web_config(&text, "web.yml", fixtures().dir.path()).unwrap();
     assert!(security.tls.is_some() && security.basic_auth.is_some());
     let config = format!("cinder_conf: {}\n", fixture_path("cinder.conf").display());
     config::parse_str(&config, "config.yml", None).unwrap();

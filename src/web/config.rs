@@ -35,9 +35,9 @@ use std::sync::Arc;
 use hyper::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use crate::basic_auth::BasicAuth;
+use super::basic_auth::BasicAuth;
 use crate::config::{parse_yaml, ConfigError};
-use crate::tls::{self, ClientAuth, TlsSettings, TlsVersion};
+use super::tls::{self, ClientAuth, TlsSettings, TlsVersion};
 
 /// The response headers exporter-toolkit lets `http_server_config.headers` set.
 pub const ALLOWED_HEADERS: [&str; 5] = [

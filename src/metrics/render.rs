@@ -13,9 +13,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::diagnosis::{DownCause, Thresholds};
-use crate::exposition::{Exposition, LabelSet, MetricType};
-use crate::model::{api_up, heartbeat_age, scheduler_up};
+use crate::cinder::{api_up, heartbeat_age, scheduler_up, DownCause, Thresholds};
+use super::exposition::{Exposition, LabelSet, MetricType};
 use crate::snapshot::{Published, ServiceState, Snapshot};
 
 /// Size of the pieces a scrape is written and sent in.
@@ -399,7 +398,7 @@ fn bool_value(b: bool) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnosis::Diagnosis;
+    use crate::cinder::Diagnosis;
     use crate::snapshot::PollHealth;
 
     #[test]

@@ -6,6 +6,14 @@
 //! A password can thus come from a file or the environment, never the command line.
 //! Every error names the file and the position (or the variable) it comes from.
 
+mod cinder_conf;
+mod database_url;
+mod duration;
+
+pub use cinder_conf::parse_cinder_conf;
+pub use database_url::DatabaseUrl;
+pub use duration::parse_duration;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,9 +21,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::cinder_conf::{self, CinderSettings};
-use crate::database_url::DatabaseUrl;
-use crate::duration::parse_duration;
+use self::cinder_conf::CinderSettings;
 
 /// The environment variable that may hold the database URL.
 pub const DATABASE_URL_ENV: &str = "CINDER_EXPORTER_DATABASE_URL";

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 use hyper::body::{Body, Frame};
 
-use crate::render::{ExpositionWriter, CHUNK_BYTES};
+use super::render::{ExpositionWriter, CHUNK_BYTES};
 
 /// A streamed exposition, plain or gzip-compressed.
 pub struct MetricsBody {

@@ -1,8 +1,8 @@
-//! The services as cinder sees them: one row of the `services` table, cinder's two
-//! up/down verdicts, and the choice of one row per service when rows repeat.
+//! One row of cinder's `services` table, and the choice of one row per service when
+//! rows repeat.
 //!
-//! Everything here is pure: times are plain numbers (unix seconds, UTC) so that the
-//! verdicts can be checked against cinder's own code without a clock or a database.
+//! Pure: datetimes are plain unix seconds (UTC), so this can be checked against
+//! cinder's own code without a clock or a database.
 
 /// One row of cinder's `services` table, as read by one poll.
 ///
@@ -49,26 +49,6 @@ impl ServiceRow {
     }
 }
 
-/// Signed heartbeat age, `now - last_heartbeat`; negative when the service's clock
-/// runs ahead of the reference clock.
-pub fn heartbeat_age(reference_now: f64, last_heartbeat: Option<i64>) -> Option<f64> {
-    last_heartbeat.map(|t| reference_now - t as f64)
-}
-
-/// The API's verdict (`openstack volume service list`): up iff
-/// `abs(now - (updated_at or created_at)) <= service_down_time`.
-/// With neither timestamp set there is nothing to judge by: down.
-pub fn api_up(age: Option<f64>, service_down_time: f64) -> bool {
-    age.is_some_and(|age| age.abs() <= service_down_time)
-}
-
-/// The scheduler's verdict (also `cinder-manage service list` and clusters):
-/// up iff `updated_at` is set and `updated_at >= now - service_down_time`.
-/// No `abs` and no `created_at` fallback: a clock ahead is always up here.
-pub fn scheduler_up(reference_now: f64, updated_at: Option<i64>, service_down_time: f64) -> bool {
-    updated_at.is_some_and(|t| t as f64 >= reference_now - service_down_time)
-}
-
 /// What identifies a service, and which of its rows is the current one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceKey {
@@ -113,32 +93,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn api_verdict_is_symmetric_and_inclusive() {
-        assert!(api_up(Some(60.0), 60.0));
-        assert!(api_up(Some(-60.0), 60.0));
-        assert!(!api_up(Some(60.000001), 60.0));
-        assert!(!api_up(Some(-61.0), 60.0));
-        assert!(!api_up(None, 60.0));
-    }
-
-    #[test]
-    fn scheduler_verdict_ignores_future_and_created_at() {
-        let now = 1_000.0;
-        assert!(scheduler_up(now, Some(940), 60.0));
-        assert!(!scheduler_up(now, Some(939), 60.0));
-        assert!(scheduler_up(now, Some(1_500), 60.0)); // clock far ahead: still up
-        assert!(!scheduler_up(now, None, 60.0));
-    }
-
-    #[test]
     fn last_heartbeat_falls_back_to_created_at() {
         let row = ServiceRow {
             created_at: Some(5),
             ..Default::default()
         };
         assert_eq!(row.last_heartbeat(), Some(5));
-        assert_eq!(heartbeat_age(8.5, row.last_heartbeat()), Some(3.5));
-    }
+            }
 
     #[test]
     fn backend_is_the_part_after_the_at_sign() {

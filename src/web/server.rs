@@ -1,7 +1,6 @@
-//! The HTTP side: `/metrics`, the landing page, `/-/healthy` and `/-/ready`, on hyper 1.
+//! The HTTP server on hyper 1: the accept loop and each connection's life.
 //!
-//! Scrapes are served from the published snapshot only — they never touch the
-//! database. Connections are bounded in number, header size, header read time, TLS
+//! Connections are bounded in number, header size, header read time, TLS
 //! handshake time and write stalls, so slow or hostile clients cannot starve
 //! Prometheus' scrapes or grow memory:
 //!
@@ -17,8 +16,8 @@
 //!   [`TLS_HANDSHAKE_TIMEOUT`]; a response write that makes no progress for
 //!   [`WRITE_STALL_TIMEOUT`] ends the connection.
 //!
-//! With `--web.config.file`, TLS ([`crate::tls`]) and basic auth
-//! ([`crate::basic_auth`]) apply to every path, as in exporter-toolkit.
+//! With `--web.config.file`, TLS ([`super::tls`]) and basic auth
+//! ([`super::basic_auth`]) apply to every path, as in exporter-toolkit.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,16 +27,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
-use hyper::header::{
-    HeaderName, HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE,
-    VARY, WWW_AUTHENTICATE,
-};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -47,12 +38,9 @@ use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
-use crate::basic_auth::{BasicAuth, REALM};
-use crate::metrics_body::MetricsBody;
-use crate::render::{ExpositionWriter, RenderSettings};
+use super::routes::App;
+pub use super::tls::TLS_HANDSHAKE_TIMEOUT;
 use crate::shutdown::Shutdown;
-use crate::snapshot::SharedState;
-pub use crate::tls::TLS_HANDSHAKE_TIMEOUT;
 
 /// Connections served at once; further ones wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -71,134 +59,6 @@ pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// How long in-flight requests may run after a shutdown request.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(900);
-
-/// The exposition's content type: text format 0.0.4.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Every response's body: a small fixed text, or the streamed exposition.
-pub type ResponseBody = Either<Full<Bytes>, MetricsBody>;
-
-/// What every request handler needs.
-pub struct App {
-    state: Arc<SharedState>,
-    settings: RenderSettings,
-    telemetry_path: String,
-    /// With `basic_auth_users` in the web config: every request must authenticate.
-    basic_auth: Option<Arc<BasicAuth>>,
-    /// `http_server_config.headers`, added to every response.
-    extra_headers: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl App {
-    /// The handler state, without authentication or extra headers.
-    pub fn new(state: Arc<SharedState>, settings: RenderSettings, telemetry_path: String) -> App {
-        App {
-            state,
-            settings,
-            telemetry_path,
-            basic_auth: None,
-            extra_headers: Vec::new(),
-        }
-    }
-
-    /// Requires basic auth on every path.
-    pub fn with_basic_auth(mut self, basic_auth: Option<Arc<BasicAuth>>) -> App {
-        self.basic_auth = basic_auth;
-        self
-    }
-
-    /// Adds these headers to every response.
-    pub fn with_headers(mut self, headers: Vec<(HeaderName, HeaderValue)>) -> App {
-        self.extra_headers = headers;
-        self
-    }
-
-    /// Authentication, routing, then the configured extra headers.
-    async fn respond(self: Arc<Self>, request: Request<Incoming>) -> Response<ResponseBody> {
-        let mut response = match &self.basic_auth {
-            Some(auth)
-                if !auth
-                    .check(
-                        request
-                            .headers()
-                            .get(AUTHORIZATION)
-                            .map(HeaderValue::as_bytes),
-                    )
-                    .await =>
-            {
-                unauthorized()
-            }
-            _ => Arc::clone(&self).handle(request).await,
-        };
-        for (name, value) in &self.extra_headers {
-            response.headers_mut().insert(name.clone(), value.clone());
-        }
-        response
-    }
-
-    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<ResponseBody> {
-        if request.method() != Method::GET && request.method() != Method::HEAD {
-            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return response;
-        }
-        let path = request.uri().path();
-        if path == self.telemetry_path {
-            let gzip = request
-                .headers()
-                .get(ACCEPT_ENCODING)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(accepts_gzip);
-            return self.metrics(gzip);
-        }
-        match path {
-            "/" => self.landing_page(),
-            "/-/healthy" => text(StatusCode::OK, "OK\n"),
-            "/-/ready" if self.state.is_ready() => text(StatusCode::OK, "Ready\n"),
-            "/-/ready" => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Not ready: no successful poll of the cinder database yet\n",
-            ),
-            _ => text(StatusCode::NOT_FOUND, "Not found\n"),
-        }
-    }
-
-    /// The exposition, from the latest published snapshot at this instant. It is
-    /// written while it is sent (see [`MetricsBody`]), so a scrape's memory does not
-    /// grow with the number of services.
-    fn metrics(&self, gzip: bool) -> Response<ResponseBody> {
-        let writer = ExpositionWriter::new(self.state.current(), &self.settings, Instant::now());
-        let mut response = Response::new(Either::Right(MetricsBody::new(writer, gzip)));
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
-        headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-        if gzip {
-            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        response
-    }
-
-    fn landing_page(&self) -> Response<ResponseBody> {
-        let path = html_escape(&self.telemetry_path);
-        let page = format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Cinder Exporter</title></head>\n\
-             <body>\n<h1>Cinder Exporter</h1>\n\
-             <p>Prometheus exporter for OpenStack Cinder services: up/down exactly as cinder judges it, and why.</p>\n\
-             <ul>\n<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n\
-             <li><a href=\"/-/ready\">Readiness</a> (ready once the first poll of the database succeeded)</li>\n</ul>\n\
-             <p>Version {}</p>\n</body>\n</html>\n",
-            env!("CARGO_PKG_VERSION")
-        );
-        let mut response = Response::new(Either::Left(Full::new(Bytes::from(page))));
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        response
-    }
-}
 
 /// Accepts connections until shutdown, then lets in-flight requests finish within
 /// [`SHUTDOWN_GRACE`]. With `tls`, every connection starts with a TLS handshake.
@@ -503,60 +363,3 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
     }
 }
 
-/// 401 with the challenge that makes browsers and Prometheus send credentials.
-fn unauthorized() -> Response<ResponseBody> {
-    let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-    let challenge = format!("Basic realm=\"{REALM}\"");
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response.headers_mut().insert(WWW_AUTHENTICATE, value);
-    }
-    response
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(body.as_bytes()))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-/// Whether an `Accept-Encoding` value allows gzip (explicitly or by `*`), honouring
-/// `q=0` as a refusal.
-pub fn accepts_gzip(header: &str) -> bool {
-    header.split(',').any(|item| {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim();
-        let refused = parts.any(|p| {
-            p.trim()
-                .strip_prefix("q=")
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .is_some_and(|q| q == 0.0)
-        });
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-    })
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gzip_negotiation() {
-        assert!(accepts_gzip("gzip"));
-        assert!(accepts_gzip("deflate, GZIP;q=0.5"));
-        assert!(accepts_gzip("*"));
-        assert!(!accepts_gzip("gzip;q=0"));
-        assert!(!accepts_gzip("identity"));
-        assert!(!accepts_gzip(""));
-    }
-}

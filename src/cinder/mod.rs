@@ -1,0 +1,13 @@
+//! cinder's semantics, pure: the rows of `services`, the two up/down verdicts exactly
+//! as cinder computes them, and the diagnosis of why a service is down.
+//!
+//! Nothing here does I/O or reads a clock: times are unix seconds handed in, so every
+//! rule can be checked against cinder's own code by simulation.
+
+mod diagnosis;
+mod row;
+mod verdict;
+
+pub use diagnosis::{Diagnosis, DownCause, HeartbeatTracker, Thresholds};
+pub use row::{keep_freshest, ServiceKey, ServiceRow};
+pub use verdict::{api_up, heartbeat_age, scheduler_up};

@@ -1,0 +1,219 @@
+//! The one query per poll: every live row of `services` with the database's clock,
+//! decoded row by row as it arrives.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::NaiveDateTime;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row, Value};
+
+use super::{ReadError, Schema};
+use crate::cinder::ServiceRow;
+
+/// What one poll read, besides the rows (which go to the caller one by one).
+#[derive(Debug)]
+pub struct Reading {
+    /// The database's UTC clock when the statement ran, unix seconds.
+    pub reference_time: f64,
+    /// The exporter's monotonic clock just before the statement was sent: scrapes add
+    /// the time elapsed since then to `reference_time`.
+    pub sent_at: Instant,
+    /// The exporter's wall clock at the same moment, unix seconds.
+    pub sent_at_unix: f64,
+    /// Live rows (`deleted = 0`) read.
+    pub rows: usize,
+    /// Values that could not be read (e.g. a zero date); the row is kept with NULL
+    /// there. Each names the row id and column.
+    pub problems: Vec<String>,
+}
+
+/// Runs the poll query and hands each decoded row to `on_row` with the reference time,
+/// as it arrives: the rows are never all in memory at once, only what the caller keeps
+/// of them (at tens of thousands of services, the difference is megabytes).
+pub async fn read_services(
+    conn: &mut Conn,
+    schema: &Schema,
+    mut on_row: impl FnMut(f64, ServiceRow),
+) -> Result<Reading, ReadError> {
+    let sent_at = Instant::now();
+    let sent_at_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let mut result = conn
+        .query_iter(schema.query())
+        .await
+        .map_err(ReadError::Database)?;
+    let mut reference_time = None;
+    let mut rows = 0;
+    let mut problems = Vec::new();
+    result
+        .for_each(|row| {
+            let mut decoder = RowDecoder {
+                row,
+                problems: &mut problems,
+                id: 0,
+            };
+            if reference_time.is_none() {
+                reference_time = decoder.datetime(0, "UTC_TIMESTAMP(6)");
+            }
+            if let (Some(now), Some(service)) = (reference_time, decoder.service()) {
+                rows += 1;
+                on_row(now, service);
+            }
+        })
+        .await
+        .map_err(ReadError::Database)?;
+    let reference_time = reference_time.ok_or_else(|| {
+        ReadError::Schema("the database returned no UTC_TIMESTAMP(6) reference time".into())
+    })?;
+    Ok(Reading {
+        reference_time,
+        sent_at,
+        sent_at_unix,
+        rows,
+        problems,
+    })
+}
+
+/// Decodes one result row; the column positions are those of [`Schema::query`].
+struct RowDecoder<'a> {
+    row: Row,
+    problems: &'a mut Vec<String>,
+    id: i64,
+}
+
+impl RowDecoder<'_> {
+    fn service(&mut self) -> Option<ServiceRow> {
+        // The LEFT JOIN yields one all-NULL row when no service is registered.
+        self.id = self.integer(1, "id")?;
+        let mut service = ServiceRow {
+            id: self.id,
+            host: self.text(2, "host"),
+            binary: self.text(3, "binary"),
+            availability_zone: self.text(4, "availability_zone"),
+            report_count: self.integer(5, "report_count").unwrap_or(0),
+            disabled: self.integer(6, "disabled").map(|v| v != 0),
+            disabled_reason: self.text(7, "disabled_reason"),
+            created_at: self.datetime(8, "created_at").map(whole_seconds),
+            updated_at: self.datetime(9, "updated_at").map(whole_seconds),
+            ..ServiceRow::default()
+        };
+        let base = 10;
+        service.modified_at = self.datetime(base, "modified_at").map(whole_seconds);
+        service.cluster_name = self.text(base + 1, "cluster_name");
+        service.uuid = self.text(base + 2, "uuid");
+        service.rpc_current_version = self.text(base + 3, "rpc_current_version");
+        service.object_current_version = self.text(base + 4, "object_current_version");
+        service.replication_status = self.text(base + 5, "replication_status");
+        service.frozen = self.integer(base + 6, "frozen").map(|v| v != 0);
+        service.active_backend_id = self.text(base + 7, "active_backend_id");
+        Some(service)
+    }
+
+    fn take(&mut self, index: usize) -> Value {
+        self.row.take::<Value, _>(index).unwrap_or(Value::NULL)
+    }
+
+    fn problem(&mut self, column: &str, what: String) {
+        self.problems.push(format!(
+            "services row id={}: column {column}: {what}",
+            self.id
+        ));
+    }
+
+    fn text(&mut self, index: usize, column: &str) -> Option<String> {
+        match self.take(index) {
+            Value::NULL => None,
+            Value::Bytes(bytes) => Some(String::from_utf8(bytes).unwrap_or_else(|e| {
+                let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                self.problem(column, "not valid UTF-8; replaced invalid bytes".into());
+                lossy
+            })),
+            other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+        }
+    }
+
+    fn integer(&mut self, index: usize, column: &str) -> Option<i64> {
+        match self.take(index) {
+            Value::NULL => None,
+            Value::Int(v) => Some(v),
+            Value::UInt(v) => i64::try_from(v).ok(),
+            Value::Bytes(bytes) => {
+                let parsed = std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok());
+                if parsed.is_none() {
+                    let shown = String::from_utf8_lossy(&bytes).into_owned();
+                    self.problem(column, format!("{shown:?} is not an integer"));
+                }
+                parsed
+            }
+            other => {
+                self.problem(column, format!("unexpected value {other:?}"));
+                None
+            }
+        }
+    }
+
+    fn datetime(&mut self, index: usize, column: &str) -> Option<f64> {
+        let value = self.take(index);
+        let parsed = match &value {
+            Value::NULL => return None,
+            Value::Bytes(bytes) => std::str::from_utf8(bytes).ok().and_then(parse_datetime),
+            Value::Date(y, mo, d, h, mi, s, us) => {
+                chrono::NaiveDate::from_ymd_opt(i32::from(*y), u32::from(*mo), u32::from(*d))
+                    .and_then(|date| {
+                        date.and_hms_micro_opt((*h).into(), (*mi).into(), (*s).into(), *us)
+                    })
+                    .map(unix_seconds)
+            }
+            _ => None,
+        };
+        if parsed.is_none() {
+            let shown = match value {
+                Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                other => format!("{other:?}"),
+            };
+            self.problem(
+                column,
+                format!("{shown:?} is not a valid datetime; read as NULL"),
+            );
+        }
+        parsed
+    }
+}
+
+/// Parses MySQL's text form `YYYY-MM-DD HH:MM:SS[.ffffff]` as UTC.
+fn parse_datetime(text: &str) -> Option<f64> {
+    let format = if text.contains('.') {
+        "%Y-%m-%d %H:%M:%S%.f"
+    } else {
+        "%Y-%m-%d %H:%M:%S"
+    };
+    NaiveDateTime::parse_from_str(text, format)
+        .ok()
+        .map(unix_seconds)
+}
+
+fn unix_seconds(t: NaiveDateTime) -> f64 {
+    let utc = t.and_utc();
+    utc.timestamp() as f64 + f64::from(utc.timestamp_subsec_micros()) / 1e6
+}
+
+// cinder's datetime columns have no fraction; floor keeps that true if one ever does.
+fn whole_seconds(t: f64) -> i64 {
+    t.floor() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mysql_datetimes_as_utc() {
+        assert_eq!(parse_datetime("1970-01-01 00:01:00"), Some(60.0));
+        assert_eq!(parse_datetime("1970-01-01 00:00:01.500000"), Some(1.5));
+        assert_eq!(parse_datetime("0000-00-00 00:00:00"), None);
+        assert_eq!(parse_datetime("garbage"), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! Wiring: configuration in, poller and HTTP server started, signals out. Each step is
+//! its own short function so that what happens at start-up reads top to bottom.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+
+use crate::cli::{bind_address, Cli};
+use crate::{config, shutdown};
+use crate::config::{Config, DATABASE_URL_ENV};
+use crate::web::{self, App, WebSecurity};
+use crate::poller::Poller;
+use crate::metrics::RenderSettings;
+use crate::snapshot::SharedState;
+
+/// Exit status for configuration errors, as the issue tracker and operators expect.
+pub const EXIT_CONFIG_ERROR: u8 = 2;
+
+/// Runs the exporter until SIGTERM/SIGINT. Returns the process exit status.
+pub fn main_with(cli: Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(cli.log_level.as_tracing())
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let config = match config::load(
+        cli.config_file.as_deref(),
+        std::env::var(DATABASE_URL_ENV).ok(),
+    ) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("cinder_exporter: error: {e}");
+            return ExitCode::from(EXIT_CONFIG_ERROR);
+        }
+    };
+    let security = match cli.web_config_file.as_deref().map(web::load_web_config) {
+        None => WebSecurity::default(),
+        Some(Ok(security)) => security,
+        Some(Err(e)) => {
+            eprintln!("cinder_exporter: error: {e}");
+            return ExitCode::from(EXIT_CONFIG_ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cinder_exporter: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = runtime.block_on(run(cli, config, security));
+    // Connection tasks past the shutdown grace are dropped here; do not wait long for
+    // a blocking task (a render, a bcrypt check) that may still be running.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    status
+}
+
+async fn run(cli: Cli, config: Config, security: WebSecurity) -> ExitCode {
+    let address = bind_address(&cli.listen_address);
+    let listener = match TcpListener::bind(&address).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("cinder_exporter: error: cannot listen on {address}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !cli.telemetry_path.starts_with('/') {
+        eprintln!(
+            "cinder_exporter: error: --web.telemetry-path must start with '/', got {:?}",
+            cli.telemetry_path
+        );
+        return ExitCode::from(EXIT_CONFIG_ERROR);
+    }
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        address = %listener.local_addr().map_or(address.clone(), |a| a.to_string()),
+        database = %config.database.redacted(),
+        database_from = %config.database_source,
+        service_down_time = ?config.service_down_time,
+        report_interval = ?config.report_interval,
+        poll_interval = ?config.poll_interval,
+        "cinder_exporter starting"
+    );
+    info!(
+        web_config = %cli.web_config_file.as_ref().map_or("none".into(), |p| p.display().to_string()),
+        tls = %security.tls_mode(),
+        auth = %security.auth_mode(),
+        "HTTP endpoint security"
+    );
+    if security.basic_auth.is_some() && security.tls.is_none() {
+        warn!("basic auth without TLS: passwords cross the network in clear text");
+    }
+    for warning in &security.warnings {
+        warn!("{warning}");
+    }
+    if !config.database.ignored_parameters.is_empty() {
+        info!(parameters = ?config.database.ignored_parameters, "database URL parameters not used by the exporter");
+    }
+    if config.report_interval >= config.service_down_time {
+        warn!(
+            "report_interval >= service_down_time: services heartbeating at that interval \
+             show down in cinder-api between heartbeats"
+        );
+    }
+
+    let config = Arc::new(config);
+    let state = Arc::new(SharedState::default());
+    let settings = RenderSettings {
+        service_down_time: config.service_down_time,
+        report_interval: config.report_interval,
+        stale_after: config.stale_after,
+        build_info: RenderSettings::build_labels(),
+    };
+    let (trigger, shutdown) = shutdown::channel();
+    let poller = spawn_poller(
+        Poller::new(Arc::clone(&config), Arc::clone(&state)),
+        shutdown.clone(),
+    );
+    let app = Arc::new(
+        App::new(Arc::clone(&state), settings, cli.telemetry_path.clone())
+            .with_basic_auth(security.basic_auth)
+            .with_headers(security.headers),
+    );
+    let tls = security
+        .tls
+        .map(|(_, config)| tokio_rustls::TlsAcceptor::from(config));
+    let server = tokio::spawn(web::serve(listener, app, tls, shutdown));
+
+    shutdown::signal().await;
+    info!("shutting down");
+    trigger.fire();
+    let stopped = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = server.await;
+        let _ = poller.await;
+    })
+    .await;
+    if stopped.is_err() {
+        error!("tasks did not stop in time; exiting anyway");
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs the poller on a thread and runtime of its own. Its allocations per poll (the
+/// rows and the new snapshot: tens of megabytes at 50,000 services) then always come
+/// from one malloc arena, instead of from whichever worker thread the task last ran on,
+/// each of which would keep its own arena grown to that size. The receiver completes
+/// when the poller has stopped.
+fn spawn_poller(
+    poller: Poller,
+    shutdown: shutdown::Shutdown,
+) -> tokio::sync::oneshot::Receiver<()> {
+    let (stopped, receiver) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("poller".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(poller.run(shutdown)),
+                Err(e) => error!("cannot start the poller's runtime: {e}"),
+            }
+            let _ = stopped.send(());
+        });
+    if let Err(e) = thread {
+        error!("cannot start the poller thread: {e}");
+    }
+    receiver
+}

@@ -1,0 +1,12 @@
+//! The HTTP endpoint: the server and its connection limits, the routes, and what
+//! `--web.config.file` adds (TLS, client certificates, basic auth, headers).
+
+mod basic_auth;
+mod config;
+mod routes;
+mod server;
+mod tls;
+
+pub use config::{load as load_web_config, parse as parse_web_config, WebSecurity};
+pub use routes::App;
+pub use server::serve;

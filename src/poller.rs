@@ -9,16 +9,12 @@ use std::time::{Duration, Instant};
 use mysql_async::Pool;
 use tracing::{debug, info, warn};
 
+use crate::cinder::{keep_freshest, Diagnosis, HeartbeatTracker, ServiceKey, ServiceRow};
 use crate::config::Config;
 use crate::database::{detect_schema, read_services, ReadError, Reading, Schema, OPTIONAL_COLUMNS};
-use crate::cinder::{keep_freshest, Diagnosis, HeartbeatTracker, ServiceKey, ServiceRow};
-use crate::metrics::LabelSet;
+use crate::metrics::{identity_labels, info_labels};
 use crate::shutdown::Shutdown;
 use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
-
-/// Label values come from free text any admin can set; longer values are cut (at a
-/// character boundary) so one row cannot bloat every scrape.
-pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
 
 /// Longest wait between attempts while the database is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -183,73 +179,16 @@ impl Poller {
     }
 }
 
+/// What the snapshot keeps of a row: its label sets, built once here, and the facts
+/// the verdicts need at scrape time.
 fn service_state(row: &ServiceRow, diagnosis: Diagnosis) -> ServiceState {
-    fn label(v: &Option<String>) -> &str {
-        bounded(v.as_deref().unwrap_or(""))
-    }
-    let flag = |v: Option<bool>| match v {
-        Some(true) => "true",
-        Some(false) => "false",
-        None => "",
-    };
-    let (host, binary, zone) = (
-        label(&row.host),
-        label(&row.binary),
-        label(&row.availability_zone),
-    );
-    let (cluster, reason, uuid) = (
-        label(&row.cluster_name),
-        label(&row.disabled_reason),
-        label(&row.uuid),
-    );
-    let (rpc, object, replication, backend_id) = (
-        label(&row.rpc_current_version),
-        label(&row.object_current_version),
-        label(&row.replication_status),
-        label(&row.active_backend_id),
-    );
     ServiceState {
-        labels: LabelSet::new([("host", host), ("binary", binary), ("zone", zone)]),
-        info_labels: LabelSet::new([
-            ("cluster", cluster),
-            ("backend", bounded(row.backend())),
-            ("disabled_reason", reason),
-            ("uuid", uuid),
-            ("rpc_version", rpc),
-            ("object_version", object),
-            ("replication_status", replication),
-            ("frozen", flag(row.frozen)),
-            ("active_backend_id", backend_id),
-        ]),
+        labels: identity_labels(row),
+        info_labels: info_labels(row),
         enabled: row.enabled(),
         report_count: row.report_count,
         last_heartbeat: row.last_heartbeat(),
         updated_at: row.updated_at,
         diagnosis,
-    }
-}
-
-/// Cuts `value` to at most [`MAX_LABEL_VALUE_BYTES`] bytes on a character boundary.
-fn bounded(value: &str) -> &str {
-    if value.len() <= MAX_LABEL_VALUE_BYTES {
-        return value;
-    }
-    let mut end = MAX_LABEL_VALUE_BYTES;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    &value[..end]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bounded_cuts_on_a_char_boundary() {
-        let long = "é".repeat(MAX_LABEL_VALUE_BYTES);
-        let cut = bounded(&long);
-        assert!(cut.len() <= MAX_LABEL_VALUE_BYTES && cut.len() >= MAX_LABEL_VALUE_BYTES - 1);
-        assert_eq!(bounded("short"), "short");
     }
 }

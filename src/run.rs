@@ -10,12 +10,12 @@ use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 use crate::cli::{bind_address, Cli};
-use crate::{config, shutdown};
 use crate::config::{Config, DATABASE_URL_ENV};
-use crate::web::{self, App, WebSecurity};
-use crate::poller::Poller;
 use crate::metrics::RenderSettings;
+use crate::poller::Poller;
 use crate::snapshot::SharedState;
+use crate::web::{self, App, WebSecurity};
+use crate::{config, shutdown};
 
 /// Exit status for configuration errors, as the issue tracker and operators expect.
 pub const EXIT_CONFIG_ERROR: u8 = 2;

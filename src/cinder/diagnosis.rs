@@ -82,6 +82,7 @@ impl DownCause {
     ];
 
     /// The `cause` label value.
+    #[cfg(test)] // the renderer writes precomputed labels; its test checks them here
     pub fn as_str(self) -> &'static str {
         match self {
             DownCause::None => "none",

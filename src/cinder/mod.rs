@@ -10,4 +10,4 @@ mod verdict;
 
 pub use diagnosis::{Diagnosis, DownCause, HeartbeatTracker, Thresholds};
 pub use row::{keep_freshest, ServiceKey, ServiceRow};
-pub use verdict::{api_up, heartbeat_age, scheduler_up};
+pub use verdict::Verdict;

@@ -3,6 +3,8 @@
 //! Pure: times are plain numbers (unix seconds on the reference clock), so the verdicts
 //! can be checked against cinder's own code without a clock or a database.
 
+use super::diagnosis::{Diagnosis, DownCause, Thresholds};
+
 /// Signed heartbeat age, `now - last_heartbeat`; negative when the service's clock
 /// runs ahead of the reference clock.
 pub fn heartbeat_age(reference_now: f64, last_heartbeat: Option<i64>) -> Option<f64> {
@@ -21,6 +23,38 @@ pub fn api_up(age: Option<f64>, service_down_time: f64) -> bool {
 /// No `abs` and no `created_at` fallback: a clock ahead is always up here.
 pub fn scheduler_up(reference_now: f64, updated_at: Option<i64>, service_down_time: f64) -> bool {
     updated_at.is_some_and(|t| t as f64 >= reference_now - service_down_time)
+}
+
+/// One service's verdicts at one instant: its heartbeat age, what cinder-api and the
+/// scheduler say, and why it is down.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Verdict {
+    pub age: Option<f64>,
+    pub api_up: bool,
+    pub scheduler_up: bool,
+    pub cause: DownCause,
+}
+
+impl Verdict {
+    /// The verdicts at `reference_now` for a service whose row holds `last_heartbeat`
+    /// (`updated_at or created_at`) and `updated_at`.
+    pub fn at(
+        reference_now: f64,
+        last_heartbeat: Option<i64>,
+        updated_at: Option<i64>,
+        diagnosis: &Diagnosis,
+        thresholds: &Thresholds,
+    ) -> Verdict {
+        let down = thresholds.service_down_time;
+        let age = heartbeat_age(reference_now, last_heartbeat);
+        let up = api_up(age, down);
+        Verdict {
+            age,
+            api_up: up,
+            scheduler_up: scheduler_up(reference_now, updated_at, down),
+            cause: diagnosis.down_cause(age, up, reference_now, thresholds),
+        }
+    }
 }
 
 #[cfg(test)]

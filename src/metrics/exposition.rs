@@ -8,6 +8,8 @@
 //! escaped once per poll ([`LabelSet`]) and each scrape writes samples straight into a
 //! buffer: no allocation per series, output linear in services.
 
+use super::schema::Family;
+
 /// The `# TYPE` of a metric family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricType {
@@ -86,7 +88,8 @@ impl Exposition {
     }
 
     /// Starts a metric family: its `# HELP` and `# TYPE` lines.
-    pub fn family(&mut self, name: &str, help: &str, kind: MetricType) {
+    pub fn family(&mut self, family: &Family) {
+        let (name, help, kind) = (family.name, family.help, family.kind);
         self.out.push_str("# HELP ");
         self.out.push_str(name);
         self.out.push(' ');
@@ -144,11 +147,6 @@ impl Exposition {
     pub fn take(&mut self, capacity: usize) -> String {
         std::mem::replace(&mut self.out, String::with_capacity(capacity))
     }
-
-    /// The finished text.
-    pub fn into_string(self) -> String {
-        self.out
-    }
 }
 
 /// Formats a sample value the way Prometheus parses it: integers without a fraction,
@@ -180,18 +178,19 @@ mod tests {
     #[test]
     fn writes_family_and_samples() {
         let mut e = Exposition::default();
-        e.family(
-            "x_total",
-            "Counts \\ things\nfor real.",
-            MetricType::Counter,
-        );
+        e.family(&Family {
+            name: "x_total",
+            kind: MetricType::Counter,
+            help: "Counts \\ things\nfor real.",
+            labels: &["a", "b"],
+        });
         e.sample("x_total", &LabelSet::new([("a", "1")]), "b=\"2\"", 3.0);
         e.sample("x_total", &LabelSet::default(), "b=\"2\"", 0.25);
         e.plain("x_total", f64::NAN);
         e.plain("x_total", f64::NEG_INFINITY);
         e.plain("x_total", -12.0);
         assert_eq!(
-            e.into_string(),
+            e.take(0),
             "# HELP x_total Counts \\\\ things\\nfor real.\n# TYPE x_total counter\n\
              x_total{a=\"1\",b=\"2\"} 3\nx_total{b=\"2\"} 0.25\nx_total NaN\nx_total -Inf\nx_total -12\n"
         );

@@ -1,10 +1,14 @@
-//! What `/metrics` says: the text exposition writer, the families rendered from a
-//! snapshot at scrape time, and the response body that streams them.
+//! What `/metrics` says: every family's schema, the label sets built from a row, the
+//! text exposition writer, the families rendered from a snapshot at scrape time, and
+//! the response body that streams them.
 
 mod body;
 mod exposition;
+mod labels;
 mod render;
+mod schema;
 
 pub use body::MetricsBody;
 pub use exposition::LabelSet;
+pub use labels::{identity_labels, info_labels};
 pub use render::{ExpositionWriter, RenderSettings};

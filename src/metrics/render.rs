@@ -1,9 +1,9 @@
 //! Turns the published state into the `/metrics` exposition at scrape time.
 //!
-//! The metric families are declared here, once, with their HELP text in cinder's
-//! terms. Everything that depends on "now" (age, both verdicts, the cause of a down)
-//! is computed per scrape from the snapshot's reference time plus the monotonic time
-//! elapsed since the poll.
+//! The families are those of [`super::schema`]; this module says only where each
+//! sample's value comes from. Everything that depends on "now" (age, both verdicts,
+//! the cause of a down) is computed per scrape from the snapshot's reference time plus
+//! the monotonic time elapsed since the poll.
 //!
 //! A scrape is written in pieces of about [`CHUNK_BYTES`] ([`ExpositionWriter`]), so
 //! that its memory does not grow with the number of services or of concurrent
@@ -13,8 +13,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cinder::{api_up, heartbeat_age, scheduler_up, DownCause, Thresholds};
-use super::exposition::{Exposition, LabelSet, MetricType};
+use super::exposition::{Exposition, LabelSet};
+use super::schema::{self, Family};
+use crate::cinder::{DownCause, Thresholds, Verdict};
 use crate::snapshot::{Published, ServiceState, Snapshot};
 
 /// Size of the pieces a scrape is written and sent in.
@@ -50,7 +51,8 @@ impl RenderSettings {
     }
 }
 
-/// Renders the whole exposition into one string (tests and small outputs).
+/// Renders the whole exposition into one string.
+#[cfg(test)]
 pub fn render(published: &Arc<Published>, settings: &RenderSettings, now: Instant) -> String {
     let mut writer = ExpositionWriter::new(Arc::clone(published), settings, now);
     let mut out = String::new();
@@ -75,31 +77,6 @@ struct ServiceCursor {
     thresholds: Thresholds,
     family: usize,
     service: usize,
-}
-
-/// Per-service values at the scrape's instant. Computed where a family needs them
-/// rather than kept for every service: a scrape then holds no per-service memory.
-struct Verdict {
-    age: Option<f64>,
-    up: bool,
-    scheduler_up: bool,
-    cause: DownCause,
-}
-
-impl Verdict {
-    fn of(service: &ServiceState, reference_now: f64, thresholds: &Thresholds) -> Verdict {
-        let down = thresholds.service_down_time;
-        let age = heartbeat_age(reference_now, service.last_heartbeat);
-        let up = api_up(age, down);
-        Verdict {
-            age,
-            up,
-            scheduler_up: scheduler_up(reference_now, service.updated_at, down),
-            cause: service
-                .diagnosis
-                .down_cause(age, up, reference_now, thresholds),
-        }
-    }
 }
 
 impl ExpositionWriter {
@@ -159,13 +136,19 @@ impl ServiceCursor {
         let services = &self.snapshot.services;
         while let Some(family) = SERVICE_FAMILIES.get(self.family) {
             if self.service == 0 {
-                out.family(family.name, family.help, family.kind);
+                out.family(family.family);
             }
             while let Some(service) = services.get(self.service) {
-                let verdict = family
-                    .needs_verdict
-                    .then(|| Verdict::of(service, self.reference_now, &self.thresholds));
-                (family.samples)(out, family.name, service, verdict.as_ref());
+                let verdict = family.needs_verdict.then(|| {
+                    Verdict::at(
+                        self.reference_now,
+                        service.last_heartbeat,
+                        service.updated_at,
+                        &service.diagnosis,
+                        &self.thresholds,
+                    )
+                });
+                (family.samples)(out, family.family.name, service, verdict.as_ref());
                 self.service += 1;
                 if out.len() >= min_bytes {
                     return true;
@@ -180,88 +163,48 @@ impl ServiceCursor {
 
 fn render_exporter(out: &mut Exposition, published: &Published, settings: &RenderSettings) {
     let health = &published.health;
-    out.family(
-        "cinder_up",
-        "1 if the exporter's latest poll of the cinder services table succeeded, else 0.",
-        MetricType::Gauge,
-    );
-    out.plain("cinder_up", bool_value(health.last_poll_ok));
-    out.family(
-        "cinder_exporter_build_info",
-        "Build of cinder_exporter; the value is always 1.",
-        MetricType::Gauge,
-    );
-    out.sample("cinder_exporter_build_info", &settings.build_info, "", 1.0);
-    out.family(
-        "cinder_exporter_poll_duration_seconds",
-        "Wall time of the latest poll of the services table: connect, query, decode, and update the diagnosis.",
-        MetricType::Gauge,
-    );
-    out.plain(
-        "cinder_exporter_poll_duration_seconds",
+    plain(out, &schema::UP, bool_value(health.last_poll_ok));
+    out.family(&schema::BUILD_INFO);
+    out.sample(schema::BUILD_INFO.name, &settings.build_info, "", 1.0);
+    plain(
+        out,
+        &schema::POLL_DURATION,
         health.last_poll_duration_seconds,
     );
-    out.family(
-        "cinder_exporter_poll_errors_total",
-        "Polls of the services table that failed (database unreachable, timed out, or not a cinder schema).",
-        MetricType::Counter,
-    );
-    out.plain(
-        "cinder_exporter_poll_errors_total",
-        health.errors_total as f64,
-    );
+    plain(out, &schema::POLL_ERRORS, health.errors_total as f64);
     if let Some(t) = health.last_success_unix {
-        out.family(
-            "cinder_exporter_last_successful_poll_timestamp_seconds",
-            "Exporter wall-clock time of the latest successful poll, unix seconds.",
-            MetricType::Gauge,
-        );
-        out.plain("cinder_exporter_last_successful_poll_timestamp_seconds", t);
+        plain(out, &schema::LAST_SUCCESSFUL_POLL, t);
     }
     if let Some(offset) = health.database_clock_offset_seconds {
-        out.family(
-            "cinder_exporter_database_clock_offset_seconds",
-            "Exporter clock minus database clock (UTC_TIMESTAMP), seconds; the database clock is the reference for every heartbeat age.",
-            MetricType::Gauge,
-        );
-        out.plain("cinder_exporter_database_clock_offset_seconds", offset);
+        plain(out, &schema::DATABASE_CLOCK_OFFSET, offset);
     }
 }
 
 fn render_config(out: &mut Exposition, settings: &RenderSettings) {
     let thresholds = settings.thresholds();
-    out.family(
-        "cinder_config_service_down_time_seconds",
-        "service_down_time the verdicts use: a service is down once its heartbeat is older than this (cinder.conf [DEFAULT] service_down_time).",
-        MetricType::Gauge,
-    );
-    out.plain(
-        "cinder_config_service_down_time_seconds",
+    plain(
+        out,
+        &schema::SERVICE_DOWN_TIME,
         thresholds.service_down_time,
     );
-    out.family(
-        "cinder_config_report_interval_seconds",
-        "report_interval the services are expected to heartbeat at (cinder.conf [DEFAULT] report_interval).",
-        MetricType::Gauge,
-    );
-    out.plain(
-        "cinder_config_report_interval_seconds",
+    plain(
+        out,
+        &schema::REPORT_INTERVAL,
         settings.report_interval.as_secs_f64(),
     );
-    out.family(
-        "cinder_service_skew_budget_seconds",
-        "Clock skew a service node may have and still show up steadily: service_down_time - report_interval.",
-        MetricType::Gauge,
-    );
-    out.plain("cinder_service_skew_budget_seconds", thresholds.skew_budget);
+    plain(out, &schema::SKEW_BUDGET, thresholds.skew_budget);
 }
 
-/// One per-service metric family: its name, HELP, type, and how one service's
-/// samples are written (none, when the value is unknown).
+/// A family of one sample without labels.
+fn plain(out: &mut Exposition, family: &Family, value: f64) {
+    out.family(family);
+    out.plain(family.name, value);
+}
+
+/// One per-service family of the schema and how one service's samples are written
+/// (none, when the value is unknown).
 struct ServiceFamily {
-    name: &'static str,
-    help: &'static str,
-    kind: MetricType,
+    family: &'static Family,
     /// Whether `samples` needs the service's verdict at the scrape's instant.
     needs_verdict: bool,
     samples: fn(&mut Exposition, &'static str, &ServiceState, Option<&Verdict>),
@@ -276,11 +219,9 @@ fn identity_sample(out: &mut Exposition, name: &str, service: &ServiceState, val
 
 /// A family whose value is a fact of the snapshot.
 macro_rules! fact {
-    ($name:literal, $kind:ident, $help:literal, |$s:ident| $value:expr) => {
+    ($family:ident, |$s:ident| $value:expr) => {
         ServiceFamily {
-            name: $name,
-            help: $help,
-            kind: MetricType::$kind,
+            family: &schema::$family,
             needs_verdict: false,
             samples: |out, name, $s, _| identity_sample(out, name, $s, $value),
         }
@@ -289,11 +230,9 @@ macro_rules! fact {
 
 /// A family whose value depends on the scrape's instant.
 macro_rules! judged {
-    ($name:literal, $help:literal, |$v:ident| $value:expr) => {
+    ($family:ident, |$v:ident| $value:expr) => {
         ServiceFamily {
-            name: $name,
-            help: $help,
-            kind: MetricType::Gauge,
+            family: &schema::$family,
             needs_verdict: true,
             samples: |out, name, s, v| {
                 if let Some($v) = v {
@@ -305,73 +244,34 @@ macro_rules! judged {
 }
 
 const SERVICE_FAMILIES: [ServiceFamily; 11] = [
-    judged!(
-        "cinder_service_up",
-        "1 if cinder-api (openstack volume service list) shows the service up: abs(now - (updated_at or created_at)) <= service_down_time, now being the database clock.",
-        |v| Some(bool_value(v.up))
-    ),
-    judged!(
-        "cinder_service_scheduler_up",
-        "1 if the scheduler (and cinder-manage service list) sees the service up: updated_at >= now - service_down_time; a clock running ahead stays up here.",
-        |v| Some(bool_value(v.scheduler_up))
-    ),
-    fact!(
-        "cinder_service_enabled",
-        Gauge,
-        "1 if the service is enabled (disabled = 0 or NULL), 0 if an operator disabled it.",
-        |s| Some(bool_value(s.enabled))
-    ),
-    judged!(
-        "cinder_service_heartbeat_age_seconds",
-        "Database clock minus (updated_at or created_at), signed: negative when the service's clock runs ahead.",
-        |v| v.age
-    ),
-    fact!(
-        "cinder_service_last_heartbeat_timestamp_seconds",
-        Gauge,
-        "updated_at (or created_at when NULL) as the service recorded it with its own clock, unix seconds.",
-        |s| s.last_heartbeat.map(|t| t as f64)
-    ),
-    fact!(
-        "cinder_service_reports_total",
-        Counter,
-        "Heartbeats the service has recorded (the report_count column).",
-        |s| Some(s.report_count as f64)
-    ),
+    judged!(SERVICE_UP, |v| Some(bool_value(v.api_up))),
+    judged!(SCHEDULER_UP, |v| Some(bool_value(v.scheduler_up))),
+    fact!(ENABLED, |s| Some(bool_value(s.enabled))),
+    judged!(HEARTBEAT_AGE, |v| v.age),
+    fact!(LAST_HEARTBEAT, |s| s.last_heartbeat.map(|t| t as f64)),
+    fact!(REPORTS, |s| Some(s.report_count as f64)),
     ServiceFamily {
-        name: "cinder_service_info",
-        help: "Descriptive fields of the service row; the value is always 1. Empty labels are NULL or absent in this cinder schema.",
-        kind: MetricType::Gauge,
+        family: &schema::INFO,
         needs_verdict: false,
         samples: |out, name, s, _| out.sample(name, &s.labels, s.info_labels.as_str(), 1.0),
     },
-    fact!(
-        "cinder_service_heartbeat_interval_seconds",
-        Gauge,
-        "Observed mean time between heartbeats: change of updated_at over change of report_count across recent heartbeats (both written by the service, so immune to its clock offset).",
-        |s| s.diagnosis.heartbeat_interval
-    ),
-    fact!(
-        "cinder_service_clock_offset_seconds",
-        Gauge,
-        "Estimated service clock minus database clock (positive: the service node runs ahead), bracketed from the polls between which report_count advanced.",
-        |s| s.diagnosis.clock_offset.map(|o| o.estimate)
-    ),
-    fact!(
-        "cinder_service_clock_offset_uncertainty_seconds",
-        Gauge,
-        "Half-width of the bound on cinder_service_clock_offset_seconds: the true offset lies within estimate +/- this.",
-        |s| s.diagnosis.clock_offset.map(|o| o.uncertainty)
-    ),
+    fact!(HEARTBEAT_INTERVAL, |s| s.diagnosis.heartbeat_interval),
+    fact!(CLOCK_OFFSET, |s| s
+        .diagnosis
+        .clock_offset
+        .map(|o| o.estimate)),
+    fact!(CLOCK_OFFSET_UNCERTAINTY, |s| s
+        .diagnosis
+        .clock_offset
+        .map(|o| o.uncertainty)),
     ServiceFamily {
-        name: "cinder_service_down_cause",
-        help: "Why the service shows down in cinder-api, one-hot over cause: none (up), heartbeat_stopped, clock_skew, heartbeat_late, unknown (not enough observations yet).",
-        kind: MetricType::Gauge,
+        family: &schema::DOWN_CAUSE,
         needs_verdict: true,
         samples: |out, name, s, v| {
             if let Some(v) = v {
                 for cause in DownCause::ALL {
-                    out.sample(name, &s.labels, CAUSE_LABELS[cause as usize], bool_value(cause == v.cause));
+                    let value = bool_value(cause == v.cause);
+                    out.sample(name, &s.labels, CAUSE_LABELS[cause as usize], value);
                 }
             }
         },
@@ -472,6 +372,22 @@ mod tests {
             3_000 * 5
         );
         assert!(whole.contains("cinder_service_heartbeat_age_seconds{host=\"node0@lvm\",binary=\"cinder-volume\",zone=\"nova\"} 5\n"));
+    }
+
+    #[test]
+    fn families_are_written_in_schema_order_and_only_from_it() {
+        let now = Instant::now();
+        let mut published = (*published(2, now)).clone();
+        published.health.last_success_unix = Some(1.0);
+        published.health.database_clock_offset_seconds = Some(0.0);
+        let text = render(&Arc::new(published), &settings(), now);
+        let written: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap_or(""))
+            .collect();
+        let schema: Vec<&str> = schema::ALL.iter().map(|f| f.name).collect();
+        assert_eq!(written, schema);
     }
 
     #[test]

@@ -1,0 +1,85 @@
+//! The label sets of a service's series, built once per poll from its row with the
+//! label names of the schema: escaped, and bounded in length.
+
+use super::exposition::LabelSet;
+use super::schema::{INFO, MAX_LABEL_VALUE_BYTES, SERVICE_LABELS};
+use crate::cinder::ServiceRow;
+
+/// `host`, `binary`, `zone`: the identity labels of every per-service series.
+pub fn identity_labels(row: &ServiceRow) -> LabelSet {
+    let values = [&row.host, &row.binary, &row.availability_zone].map(text);
+    LabelSet::new(SERVICE_LABELS.into_iter().zip(values))
+}
+
+/// The labels `cinder_service_info` adds to the identity, in the schema's order.
+/// NULL and columns this schema lacks read as "".
+pub fn info_labels(row: &ServiceRow) -> LabelSet {
+    let values = [
+        text(&row.cluster_name),
+        bounded(row.backend()),
+        text(&row.disabled_reason),
+        text(&row.uuid),
+        text(&row.rpc_current_version),
+        text(&row.object_current_version),
+        text(&row.replication_status),
+        flag(row.frozen),
+        text(&row.active_backend_id),
+    ];
+    LabelSet::new(INFO.labels.iter().copied().zip(values))
+}
+
+fn text(value: &Option<String>) -> &str {
+    bounded(value.as_deref().unwrap_or(""))
+}
+
+fn flag(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "",
+    }
+}
+
+/// Cuts `value` to at most [`MAX_LABEL_VALUE_BYTES`] bytes on a character boundary.
+fn bounded(value: &str) -> &str {
+    if value.len() <= MAX_LABEL_VALUE_BYTES {
+        return value;
+    }
+    let mut end = MAX_LABEL_VALUE_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_cuts_on_a_char_boundary() {
+        let long = "é".repeat(MAX_LABEL_VALUE_BYTES);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_LABEL_VALUE_BYTES && cut.len() >= MAX_LABEL_VALUE_BYTES - 1);
+        assert_eq!(bounded("short"), "short");
+    }
+
+    #[test]
+    fn labels_follow_the_schema_names() {
+        let row = ServiceRow {
+            host: Some("ctl1@lvm".into()),
+            binary: Some("cinder-volume".into()),
+            disabled_reason: Some("say \"hi\"".into()),
+            frozen: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            identity_labels(&row).as_str(),
+            r#"host="ctl1@lvm",binary="cinder-volume",zone="""#
+        );
+        assert_eq!(
+            info_labels(&row).as_str(),
+            r#"cluster="",backend="lvm",disabled_reason="say \"hi\"",uuid="",rpc_version="",object_version="",replication_status="",frozen="false",active_backend_id="""#
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! Every metric family the exporter publishes, defined once: name, type, HELP and
+//! labels. The renderer writes families only through these definitions, the label
+//! sets are built from their label names, and a test holds the README's metric table
+//! to this list both ways, so what `/metrics` says cannot drift from what is
+//! documented.
+
+use super::exposition::MetricType;
+
+/// One metric family: everything the exposition says about it except its samples.
+#[derive(Debug)]
+pub struct Family {
+    pub name: &'static str,
+    pub kind: MetricType,
+    pub help: &'static str,
+    /// Labels of its samples in output order, besides the identity labels
+    /// ([`SERVICE_LABELS`]) that every `cinder_service_*` family but the skew budget
+    /// carries first.
+    pub labels: &'static [&'static str],
+}
+
+/// What identifies a service in every per-service series: cinder's `(host, binary)`,
+/// and the availability zone operators group by.
+pub const SERVICE_LABELS: [&str; 3] = ["host", "binary", "zone"];
+
+/// The labels `cinder_service_info` adds to [`SERVICE_LABELS`].
+pub const INFO_LABELS: [&str; 9] = [
+    "cluster",
+    "backend",
+    "disabled_reason",
+    "uuid",
+    "rpc_version",
+    "object_version",
+    "replication_status",
+    "frozen",
+    "active_backend_id",
+];
+
+/// Label values come from free text any admin can set; longer values are cut (at a
+/// character boundary) so that one row cannot bloat every scrape.
+pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
+
+const NO_LABELS: &[&str] = &[];
+
+macro_rules! family {
+    ($const:ident, $name:literal, $kind:ident, $labels:expr, $help:literal) => {
+        pub const $const: Family = Family {
+            name: $name,
+            kind: MetricType::$kind,
+            help: $help,
+            labels: $labels,
+        };
+    };
+}
+
+// The exporter itself.
+family!(
+    UP,
+    "cinder_up",
+    Gauge,
+    NO_LABELS,
+    "1 if the exporter's latest poll of the cinder services table succeeded, else 0."
+);
+family!(
+    BUILD_INFO,
+    "cinder_exporter_build_info",
+    Gauge,
+    &["version", "revision", "rustc_version"],
+    "Build of cinder_exporter; the value is always 1."
+);
+family!(POLL_DURATION, "cinder_exporter_poll_duration_seconds", Gauge, NO_LABELS,
+    "Wall time of the latest poll of the services table: connect, query, decode, and update the diagnosis.");
+family!(POLL_ERRORS, "cinder_exporter_poll_errors_total", Counter, NO_LABELS,
+    "Polls of the services table that failed (database unreachable, timed out, or not a cinder schema).");
+family!(
+    LAST_SUCCESSFUL_POLL,
+    "cinder_exporter_last_successful_poll_timestamp_seconds",
+    Gauge,
+    NO_LABELS,
+    "Exporter wall-clock time of the latest successful poll, unix seconds."
+);
+family!(DATABASE_CLOCK_OFFSET, "cinder_exporter_database_clock_offset_seconds", Gauge, NO_LABELS,
+    "Exporter clock minus database clock (UTC_TIMESTAMP), seconds; the database clock is the reference for every heartbeat age.");
+
+// The thresholds in force.
+family!(SERVICE_DOWN_TIME, "cinder_config_service_down_time_seconds", Gauge, NO_LABELS,
+    "service_down_time the verdicts use: a service is down once its heartbeat is older than this (cinder.conf [DEFAULT] service_down_time).");
+family!(REPORT_INTERVAL, "cinder_config_report_interval_seconds", Gauge, NO_LABELS,
+    "report_interval the services are expected to heartbeat at (cinder.conf [DEFAULT] report_interval).");
+family!(SKEW_BUDGET, "cinder_service_skew_budget_seconds", Gauge, NO_LABELS,
+    "Clock skew a service node may have and still show up steadily: service_down_time - report_interval.");
+
+// Per service: cinder's verdicts and the raw facts of its row.
+family!(SERVICE_UP, "cinder_service_up", Gauge, NO_LABELS,
+    "1 if cinder-api (openstack volume service list) shows the service up: abs(now - (updated_at or created_at)) <= service_down_time, now being the database clock.");
+family!(SCHEDULER_UP, "cinder_service_scheduler_up", Gauge, NO_LABELS,
+    "1 if the scheduler (and cinder-manage service list) sees the service up: updated_at >= now - service_down_time; a clock running ahead stays up here.");
+family!(
+    ENABLED,
+    "cinder_service_enabled",
+    Gauge,
+    NO_LABELS,
+    "1 if the service is enabled (disabled = 0 or NULL), 0 if an operator disabled it."
+);
+family!(HEARTBEAT_AGE, "cinder_service_heartbeat_age_seconds", Gauge, NO_LABELS,
+    "Database clock minus (updated_at or created_at), signed: negative when the service's clock runs ahead.");
+family!(LAST_HEARTBEAT, "cinder_service_last_heartbeat_timestamp_seconds", Gauge, NO_LABELS,
+    "updated_at (or created_at when NULL) as the service recorded it with its own clock, unix seconds.");
+family!(
+    REPORTS,
+    "cinder_service_reports_total",
+    Counter,
+    NO_LABELS,
+    "Heartbeats the service has recorded (the report_count column)."
+);
+family!(INFO, "cinder_service_info", Gauge,
+    &INFO_LABELS,
+    "Descriptive fields of the service row; the value is always 1. Empty labels are NULL or absent in this cinder schema.");
+
+// Per service: the diagnosis.
+family!(HEARTBEAT_INTERVAL, "cinder_service_heartbeat_interval_seconds", Gauge, NO_LABELS,
+    "Observed mean time between heartbeats: change of updated_at over change of report_count across recent heartbeats (both written by the service, so immune to its clock offset).");
+family!(CLOCK_OFFSET, "cinder_service_clock_offset_seconds", Gauge, NO_LABELS,
+    "Estimated service clock minus database clock (positive: the service node runs ahead), bracketed from the polls between which report_count advanced.");
+family!(CLOCK_OFFSET_UNCERTAINTY, "cinder_service_clock_offset_uncertainty_seconds", Gauge, NO_LABELS,
+    "Half-width of the bound on cinder_service_clock_offset_seconds: the true offset lies within estimate +/- this.");
+family!(DOWN_CAUSE, "cinder_service_down_cause", Gauge,
+    &["cause"],
+    "Why the service shows down in cinder-api, one-hot over cause: none (up), heartbeat_stopped, clock_skew, heartbeat_late, unknown (not enough observations yet).");
+
+/// Every family, in the order `/metrics` writes them.
+#[cfg(test)]
+pub const ALL: [&Family; 20] = [
+    &UP,
+    &BUILD_INFO,
+    &POLL_DURATION,
+    &POLL_ERRORS,
+    &LAST_SUCCESSFUL_POLL,
+    &DATABASE_CLOCK_OFFSET,
+    &SERVICE_DOWN_TIME,
+    &REPORT_INTERVAL,
+    &SKEW_BUDGET,
+    &SERVICE_UP,
+    &SCHEDULER_UP,
+    &ENABLED,
+    &HEARTBEAT_AGE,
+    &LAST_HEARTBEAT,
+    &REPORTS,
+    &INFO,
+    &HEARTBEAT_INTERVAL,
+    &CLOCK_OFFSET,
+    &CLOCK_OFFSET_UNCERTAINTY,
+    &DOWN_CAUSE,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// `(type, extra labels)` per metric, as the README's metric table states them.
+    fn readme_table() -> BTreeMap<String, (String, Vec<String>)> {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("\n### Metrics\n")
+            .nth(1)
+            .expect("README has a ### Metrics section");
+        let mut rows = BTreeMap::new();
+        for line in table.lines().skip_while(|l| !l.starts_with('|')) {
+            if !line.starts_with("| `") {
+                if line.starts_with('|') {
+                    continue; // header and separator
+                }
+                break;
+            }
+            let cells: Vec<&str> = line.split('|').skip(1).map(str::trim).collect();
+            let name = cells[0].trim_matches('`').to_string();
+            let kind = cells[1].split(' ').next().unwrap_or("").to_string();
+            let labels = cells[2]
+                .split(',')
+                .map(|l| l.trim().trim_matches('`').to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
+            rows.insert(name, (kind, labels));
+        }
+        rows
+    }
+
+    #[test]
+    fn readme_metric_table_and_schema_agree_both_ways() {
+        let readme = readme_table();
+        let mut schema = BTreeMap::new();
+        for family in ALL {
+            let extra: Vec<String> = family.labels.iter().map(|l| l.to_string()).collect();
+            let kind = match family.kind {
+                MetricType::Gauge => "gauge",
+                MetricType::Counter => "counter",
+            };
+            schema.insert(family.name.to_string(), (kind.to_string(), extra));
+        }
+        let documented: Vec<&String> = readme.keys().collect();
+        let defined: Vec<&String> = schema.keys().collect();
+        assert_eq!(documented, defined, "README metric table vs schema: names");
+        for (name, row) in &readme {
+            assert_eq!(row, &schema[name], "README metric table vs schema: {name}");
+        }
+    }
+
+    #[test]
+    fn names_and_labels_follow_the_conventions() {
+        let mut names: Vec<&str> = ALL.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "a family is defined twice");
+        for family in ALL {
+            let valid = |s: &str| {
+                s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            };
+            assert!(family.name.starts_with("cinder_") && valid(family.name));
+            assert!(family.labels.iter().all(|l| valid(l)), "{}", family.name);
+            assert_eq!(
+                family.kind == MetricType::Counter,
+                family.name.ends_with("_total"),
+                "{}: counters and only counters end in _total",
+                family.name
+            );
+            assert!(family.help.ends_with('.'), "{}", family.name);
+        }
+    }
+}

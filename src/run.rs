@@ -20,6 +20,25 @@ use crate::{config, shutdown};
 /// Exit status for configuration errors, as the issue tracker and operators expect.
 pub const EXIT_CONFIG_ERROR: u8 = 2;
 
+/// Why the exporter could not start; each kind has its exit status.
+enum StartError {
+    /// A bad flag or file: exit status 2.
+    Config(String),
+    /// Anything else (the port is taken, no runtime): exit status 1.
+    Other(String),
+}
+
+impl StartError {
+    fn report(self) -> ExitCode {
+        let (message, status) = match self {
+            StartError::Config(m) => (m, ExitCode::from(EXIT_CONFIG_ERROR)),
+            StartError::Other(m) => (m, ExitCode::FAILURE),
+        };
+        eprintln!("cinder_exporter: error: {message}");
+        status
+    }
+}
+
 /// Runs the exporter until SIGTERM/SIGINT. Returns the process exit status.
 pub fn main_with(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt()
@@ -28,60 +47,89 @@ pub fn main_with(cli: Cli) -> ExitCode {
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let config = match config::load(
+    match start(cli) {
+        Ok(status) => status,
+        Err(error) => error.report(),
+    }
+}
+
+/// Reads the configuration, then runs the exporter on a multi-threaded runtime.
+fn start(cli: Cli) -> Result<ExitCode, StartError> {
+    let config = config::load(
         cli.config_file.as_deref(),
         std::env::var(DATABASE_URL_ENV).ok(),
-    ) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("cinder_exporter: error: {e}");
-            return ExitCode::from(EXIT_CONFIG_ERROR);
-        }
-    };
-    let security = match cli.web_config_file.as_deref().map(web::load_web_config) {
+    )
+    .map_err(|e| StartError::Config(e.to_string()))?;
+    let security = match cli.web_config_file.as_deref() {
         None => WebSecurity::default(),
-        Some(Ok(security)) => security,
-        Some(Err(e)) => {
-            eprintln!("cinder_exporter: error: {e}");
-            return ExitCode::from(EXIT_CONFIG_ERROR);
-        }
+        Some(path) => web::load_web_config(path).map_err(|e| StartError::Config(e.to_string()))?,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cinder_exporter: error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let status = runtime.block_on(run(cli, config, security));
+        .map_err(|e| StartError::Other(format!("cannot start the async runtime: {e}")))?;
+    let status = runtime.block_on(run(cli, config, security))?;
     // Connection tasks past the shutdown grace are dropped here; do not wait long for
     // a blocking task (a render, a bcrypt check) that may still be running.
     runtime.shutdown_timeout(Duration::from_millis(200));
-    status
+    Ok(status)
 }
 
-async fn run(cli: Cli, config: Config, security: WebSecurity) -> ExitCode {
-    let address = bind_address(&cli.listen_address);
-    let listener = match TcpListener::bind(&address).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("cinder_exporter: error: cannot listen on {address}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if !cli.telemetry_path.starts_with('/') {
-        eprintln!(
-            "cinder_exporter: error: --web.telemetry-path must start with '/', got {:?}",
-            cli.telemetry_path
-        );
-        return ExitCode::from(EXIT_CONFIG_ERROR);
+/// Listens, polls and serves until a shutdown signal.
+async fn run(cli: Cli, config: Config, security: WebSecurity) -> Result<ExitCode, StartError> {
+    let listener = listen(&cli).await?;
+    log_start(&cli, &config, &security, &listener);
+    let config = Arc::new(config);
+    let state = Arc::new(SharedState::default());
+    let (trigger, shutdown) = shutdown::channel();
+    let poller = spawn_poller(
+        Poller::new(Arc::clone(&config), Arc::clone(&state)),
+        shutdown.clone(),
+    );
+    let app = Arc::new(
+        App::new(state, render_settings(&config), cli.telemetry_path.clone())
+            .with_basic_auth(security.basic_auth)
+            .with_headers(security.headers),
+    );
+    let tls = security
+        .tls
+        .map(|(_, config)| tokio_rustls::TlsAcceptor::from(config));
+    let server = tokio::spawn(web::serve(listener, app, tls, shutdown));
+
+    shutdown::signal().await;
+    info!("shutting down");
+    trigger.fire();
+    let stopped = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = server.await;
+        let _ = poller.await;
+    })
+    .await;
+    if stopped.is_err() {
+        error!("tasks did not stop in time; exiting anyway");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Binds `--web.listen-address` after checking the flags that shape the endpoint.
+async fn listen(cli: &Cli) -> Result<TcpListener, StartError> {
+    if !cli.telemetry_path.starts_with('/') {
+        return Err(StartError::Config(format!(
+            "--web.telemetry-path must start with '/', got {:?}",
+            cli.telemetry_path
+        )));
+    }
+    let address = bind_address(&cli.listen_address);
+    TcpListener::bind(&address)
+        .await
+        .map_err(|e| StartError::Other(format!("cannot listen on {address}: {e}")))
+}
+
+/// What the operator should see in the log at start: the settings in force, and the
+/// ones that are probably a mistake.
+fn log_start(cli: &Cli, config: &Config, security: &WebSecurity, listener: &TcpListener) {
     info!(
         version = env!("CARGO_PKG_VERSION"),
-        address = %listener.local_addr().map_or(address.clone(), |a| a.to_string()),
+        address = %listener.local_addr().map_or(cli.listen_address.clone(), |a| a.to_string()),
         database = %config.database.redacted(),
         database_from = %config.database_source,
         service_down_time = ?config.service_down_time,
@@ -110,42 +158,16 @@ async fn run(cli: Cli, config: Config, security: WebSecurity) -> ExitCode {
              show down in cinder-api between heartbeats"
         );
     }
+}
 
-    let config = Arc::new(config);
-    let state = Arc::new(SharedState::default());
-    let settings = RenderSettings {
+/// The thresholds and labels the rendering needs, from the configuration.
+fn render_settings(config: &Config) -> RenderSettings {
+    RenderSettings {
         service_down_time: config.service_down_time,
         report_interval: config.report_interval,
         stale_after: config.stale_after,
         build_info: RenderSettings::build_labels(),
-    };
-    let (trigger, shutdown) = shutdown::channel();
-    let poller = spawn_poller(
-        Poller::new(Arc::clone(&config), Arc::clone(&state)),
-        shutdown.clone(),
-    );
-    let app = Arc::new(
-        App::new(Arc::clone(&state), settings, cli.telemetry_path.clone())
-            .with_basic_auth(security.basic_auth)
-            .with_headers(security.headers),
-    );
-    let tls = security
-        .tls
-        .map(|(_, config)| tokio_rustls::TlsAcceptor::from(config));
-    let server = tokio::spawn(web::serve(listener, app, tls, shutdown));
-
-    shutdown::signal().await;
-    info!("shutting down");
-    trigger.fire();
-    let stopped = tokio::time::timeout(Duration::from_secs(2), async {
-        let _ = server.await;
-        let _ = poller.await;
-    })
-    .await;
-    if stopped.is_err() {
-        error!("tasks did not stop in time; exiting anyway");
     }
-    ExitCode::SUCCESS
 }
 
 /// Runs the poller on a thread and runtime of its own. Its allocations per poll (the

@@ -116,10 +116,7 @@ fn verdicts_match_cinder_for_fresh_stale_future_and_created_only_rows() {
             other => panic!("{host}: age {other:?}"),
         }
         assert_eq!(service(&scrape, "cinder_service_enabled", host), Some(1.0));
-        assert_eq!(
-            service(&scrape, "cinder_service_reports_total", host).is_some(),
-            true
-        );
+        assert!(service(&scrape, "cinder_service_reports_total", host).is_some());
     }
     assert_eq!(
         service(&scrape, "cinder_service_reports_total", "stale"),

@@ -288,7 +288,7 @@ impl Schedule {
     /// Numbers the run about to begin, and says whether it is a slow one.
     fn next_run(&mut self) -> (u64, bool) {
         self.runs += 1;
-        let slow = self.slow_every > 0 && self.runs % self.slow_every == 0;
+        let slow = self.slow_every > 0 && self.runs.is_multiple_of(self.slow_every);
         (self.runs, slow)
     }
 

@@ -99,7 +99,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(row.last_heartbeat(), Some(5));
-            }
+    }
 
     #[test]
     fn backend_is_the_part_after_the_at_sign() {

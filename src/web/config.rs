@@ -36,8 +36,8 @@ use hyper::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use super::basic_auth::BasicAuth;
-use crate::config::{parse_yaml, ConfigError};
 use super::tls::{self, ClientAuth, TlsSettings, TlsVersion};
+use crate::config::{parse_yaml, ConfigError};
 
 /// The response headers exporter-toolkit lets `http_server_config.headers` set.
 pub const ALLOWED_HEADERS: [&str; 5] = [

@@ -62,7 +62,10 @@ impl App {
     }
 
     /// Authentication, routing, then the configured extra headers.
-    pub(super) async fn respond(self: Arc<Self>, request: Request<Incoming>) -> Response<ResponseBody> {
+    pub(super) async fn respond(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Response<ResponseBody> {
         let mut response = match &self.basic_auth {
             Some(auth)
                 if !auth

@@ -362,4 +362,3 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
         self.guard_write(cx, poll)
     }
 }
-

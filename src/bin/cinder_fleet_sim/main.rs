@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cinder_exporter::database::{detect_schema, ReadError, OPTIONAL_COLUMNS};
 use cinder_exporter::config::DatabaseUrl;
+use cinder_exporter::database::{detect_schema, ReadError, OPTIONAL_COLUMNS};
 use cinder_exporter::shutdown::{self, Shutdown};
 use clap::Parser;
 use mysql_async::{Pool, PoolConstraints, PoolOpts};

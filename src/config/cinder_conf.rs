@@ -102,93 +102,123 @@ struct Pending {
 
 /// Parses one cinder.conf text.
 pub fn parse_cinder_conf(text: &str) -> Result<CinderSettings, ParseError> {
-    let mut settings = CinderSettings::default();
-    let mut section: Option<String> = None;
-    let mut pending: Option<Pending> = None;
+    let mut reader = Reader::default();
     for (index, raw) in text.lines().enumerate() {
-        let number = index + 1;
-        let line = raw.trim_end();
+        reader.line(index + 1, raw.trim_end())?;
+    }
+    reader.flush()?;
+    Ok(reader.settings)
+}
+
+/// The state carried from line to line: the current section, and an assignment that
+/// the next lines may continue, so it is only assigned once a line ends it.
+#[derive(Default)]
+struct Reader {
+    settings: CinderSettings,
+    section: Option<String>,
+    pending: Option<Pending>,
+}
+
+impl Reader {
+    /// Reads line `number` (1-based), trailing whitespace already trimmed.
+    fn line(&mut self, number: usize, line: &str) -> Result<(), ParseError> {
         if line.is_empty() {
             // A blank line ends a multi-line value.
-            if let Some(done) = pending.take() {
-                assign(&mut settings, done)?;
-            }
-            continue;
+            return self.flush();
         }
         if line.starts_with([' ', '\t']) {
-            match &mut pending {
-                Some(p) => p.value.push(line.trim_start().to_string()),
-                None if line.trim_start().starts_with(['#', ';']) => {}
-                None => {
-                    return Err(ParseError {
-                        line: number,
-                        column: 1,
-                        message:
-                            "unexpected continuation line (an indented line must continue a value)"
-                                .into(),
-                    })
-                }
-            }
-            continue;
+            return self.continuation(number, line);
         }
-        if let Some(done) = pending.take() {
-            assign(&mut settings, done)?;
-        }
+        self.flush()?;
         if line.starts_with(['#', ';']) {
-            continue;
+            return Ok(());
         }
         if let Some(rest) = line.strip_prefix('[') {
-            let name = rest.strip_suffix(']').ok_or_else(|| ParseError {
-                line: number,
-                column: line.len(),
-                message: format!("invalid section header {line:?}: must end with ']'"),
-            })?;
-            if name.trim().is_empty() {
+            self.section = Some(section_name(number, line, rest)?);
+            return Ok(());
+        }
+        self.pending = Some(assignment(number, line, self.section.as_deref())?);
+        Ok(())
+    }
+
+    /// An indented line: more of the pending value, or an indented comment.
+    fn continuation(&mut self, number: usize, line: &str) -> Result<(), ParseError> {
+        match &mut self.pending {
+            Some(p) => p.value.push(line.trim_start().to_string()),
+            None if line.trim_start().starts_with(['#', ';']) => {}
+            None => {
                 return Err(ParseError {
                     line: number,
-                    column: 2,
-                    message: "empty section name".into(),
-                });
+                    column: 1,
+                    message:
+                        "unexpected continuation line (an indented line must continue a value)"
+                            .into(),
+                })
             }
-            section = Some(normalize_section(name.trim()));
-            continue;
         }
-        let Some(split) = line.find([':', '=']) else {
-            return Err(ParseError {
-                line: number,
-                column: 1,
-                message: format!("no '=' or ':' in {line:?}: expected key = value"),
-            });
-        };
-        let key = line[..split].trim();
-        if key.is_empty() {
-            return Err(ParseError {
-                line: number,
-                column: 1,
-                message: "assignment without a key".into(),
-            });
+        Ok(())
+    }
+
+    /// Assigns the pending value, now that no more lines can continue it.
+    fn flush(&mut self) -> Result<(), ParseError> {
+        match self.pending.take() {
+            Some(done) => assign(&mut self.settings, done),
+            None => Ok(()),
         }
-        let Some(section) = &section else {
-            return Err(ParseError {
-                line: number,
-                column: 1,
-                message: format!("{key} is set before any [section]"),
-            });
-        };
-        let after = &line[split + 1..];
-        let value = after.trim_start();
-        pending = Some(Pending {
-            section: section.clone(),
-            key: key.replace('-', "_"),
-            value: vec![value.to_string()],
+    }
+}
+
+/// The normalized name in a `[section]` header; `rest` is the line after its `[`.
+fn section_name(number: usize, line: &str, rest: &str) -> Result<String, ParseError> {
+    let name = rest.strip_suffix(']').ok_or_else(|| ParseError {
+        line: number,
+        column: line.len(),
+        message: format!("invalid section header {line:?}: must end with ']'"),
+    })?;
+    if name.trim().is_empty() {
+        return Err(ParseError {
             line: number,
-            value_column: split + 2 + (after.len() - value.len()),
+            column: 2,
+            message: "empty section name".into(),
         });
     }
-    if let Some(done) = pending.take() {
-        assign(&mut settings, done)?;
+    Ok(normalize_section(name.trim()))
+}
+
+/// A `key = value` or `key: value` line in `section`, split where oslo.config splits it
+/// (the first `:` or `=`), the value's column kept for errors about it.
+fn assignment(number: usize, line: &str, section: Option<&str>) -> Result<Pending, ParseError> {
+    let Some(split) = line.find([':', '=']) else {
+        return Err(ParseError {
+            line: number,
+            column: 1,
+            message: format!("no '=' or ':' in {line:?}: expected key = value"),
+        });
+    };
+    let key = line[..split].trim();
+    if key.is_empty() {
+        return Err(ParseError {
+            line: number,
+            column: 1,
+            message: "assignment without a key".into(),
+        });
     }
-    Ok(settings)
+    let Some(section) = section else {
+        return Err(ParseError {
+            line: number,
+            column: 1,
+            message: format!("{key} is set before any [section]"),
+        });
+    };
+    let after = &line[split + 1..];
+    let value = after.trim_start();
+    Ok(Pending {
+        section: section.to_string(),
+        key: key.replace('-', "_"),
+        value: vec![value.to_string()],
+        line: number,
+        value_column: split + 2 + (after.len() - value.len()),
+    })
 }
 
 /// oslo.config keeps `DEFAULT` as written and lower-cases every other group name.

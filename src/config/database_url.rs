@@ -49,115 +49,33 @@ impl DatabaseUrl {
     /// Parses `mysql://`, `mysql+pymysql://`, `mysql+mysqldb://` or `mariadb://` URLs.
     /// Error messages never quote the URL itself, since it may hold a password.
     pub fn parse(text: &str) -> Result<DatabaseUrl, String> {
-        let url = url::Url::parse(text.trim())
-            .map_err(|e| format!("database URL is not a valid URL ({e})"))?;
-        match url.scheme() {
-            "mysql"
-            | "mysql+pymysql"
-            | "mysql+mysqldb"
-            | "mysql+mysqlconnector"
-            | "mariadb"
-            | "mariadb+pymysql" => {}
-            other => {
-                return Err(format!(
-                    "database URL scheme {other:?} is not supported: cinder_exporter reads \
-                     MySQL/MariaDB (mysql:// or mysql+pymysql://)"
-                ))
-            }
-        }
-        let decode = |s: &str| -> Result<String, String> {
-            percent_decode(s).ok_or_else(|| "database URL has invalid %-escapes".to_string())
-        };
+        let url = parse_mysql_url(text)?;
         let user = match url.username() {
             "" => None,
             u => Some(decode(u)?),
         };
         let password = url.password().map(decode).transpose()?;
-        let database = decode(url.path().trim_start_matches('/'))?;
-        if database.is_empty() || database.contains('/') {
-            return Err(
-                "database URL must name the cinder database as its path, e.g. mysql://cinder@ctl/cinder"
-                    .into(),
-            );
+        let database = database_name(&url)?;
+        let QueryParameters {
+            socket,
+            tls,
+            ignored,
+        } = QueryParameters::read(&url)?;
+        let tls = tls.finish()?;
+        let mut host = url.host_str().unwrap_or("localhost").to_string();
+        if host.starts_with('[') {
+            host = host.trim_matches(['[', ']']).to_string();
         }
-        let mut parsed = DatabaseUrl {
-            host: url.host_str().unwrap_or("localhost").to_string(),
+        Ok(DatabaseUrl {
+            host,
             port: url.port().unwrap_or(3306),
             user,
             password,
             database,
-            socket: None,
-            tls: None,
-            ignored_parameters: Vec::new(),
-        };
-        if parsed.host.starts_with('[') {
-            parsed.host = parsed.host.trim_matches(['[', ']']).to_string();
-        }
-        let mut tls_wanted = false;
-        let mut tls = Tls {
-            ca_file: None,
-            client_cert: None,
-            verify_cert: true,
-            verify_hostname: true,
-        };
-        let (mut cert, mut key) = (None, None);
-        for (name, value) in url.query_pairs() {
-            let flag = || parse_flag(&name, &value);
-            match name.as_ref() {
-                "unix_socket" | "socket" => parsed.socket = Some(value.to_string()),
-                "ssl" | "require_ssl" => tls_wanted |= flag()?,
-                "ssl_ca" => {
-                    tls_wanted = true;
-                    tls.ca_file = Some(PathBuf::from(value.as_ref()));
-                }
-                "ssl_cert" => cert = Some(PathBuf::from(value.as_ref())),
-                "ssl_key" => key = Some(PathBuf::from(value.as_ref())),
-                "ssl_verify_cert" => tls.verify_cert = flag()?,
-                "ssl_check_hostname" | "ssl_verify_identity" => tls.verify_hostname = flag()?,
-                "ssl_mode" => match value.to_ascii_uppercase().as_str() {
-                    "DISABLED" | "PREFERRED" => {}
-                    // As the mysql client: REQUIRED encrypts without verifying.
-                    "REQUIRED" => {
-                        tls_wanted = true;
-                        tls.verify_cert = false;
-                        tls.verify_hostname = false;
-                    }
-                    "VERIFY_CA" => {
-                        tls_wanted = true;
-                        tls.verify_hostname = false;
-                    }
-                    "VERIFY_IDENTITY" => tls_wanted = true,
-                    other => {
-                        return Err(format!(
-                            "database URL parameter ssl_mode={other} is not one of \
-                             DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"
-                        ))
-                    }
-                },
-                _ => parsed.ignored_parameters.push(name.into_owned()),
-            }
-        }
-        match (cert, key) {
-            (Some(c), Some(k)) => {
-                tls_wanted = true;
-                tls.client_cert = Some((c, k));
-            }
-            (None, None) => {}
-            _ => return Err("database URL gives only one of ssl_cert and ssl_key".into()),
-        }
-        if tls_wanted {
-            // A missing or wrong file would otherwise fail every poll with an I/O error
-            // that names no file; at start-up it is a configuration error.
-            if let Some(ca) = &tls.ca_file {
-                check_pem_file("ssl_ca", ca, PemKind::Certificate)?;
-            }
-            if let Some((cert, key)) = &tls.client_cert {
-                check_pem_file("ssl_cert", cert, PemKind::Certificate)?;
-                check_pem_file("ssl_key", key, PemKind::PrivateKey)?;
-            }
-            parsed.tls = Some(tls);
-        }
-        Ok(parsed)
+            socket,
+            tls,
+            ignored_parameters: ignored,
+        })
     }
 
     /// The URL with the password replaced by `***`: safe for logs and errors.
@@ -241,6 +159,169 @@ impl DatabaseUrl {
             opts = opts.ssl_opts(Some(ssl));
         }
         opts
+    }
+}
+
+/// Parses the URL and checks that its scheme names MySQL or MariaDB under one of the
+/// spellings SQLAlchemy accepts, so that cinder.conf's own URL is enough.
+fn parse_mysql_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text.trim())
+        .map_err(|e| format!("database URL is not a valid URL ({e})"))?;
+    match url.scheme() {
+        "mysql"
+        | "mysql+pymysql"
+        | "mysql+mysqldb"
+        | "mysql+mysqlconnector"
+        | "mariadb"
+        | "mariadb+pymysql" => Ok(url),
+        other => Err(format!(
+            "database URL scheme {other:?} is not supported: cinder_exporter reads \
+             MySQL/MariaDB (mysql:// or mysql+pymysql://)"
+        )),
+    }
+}
+
+/// A %-decoded part of the URL; the error does not quote it, as it may be the password.
+fn decode(s: &str) -> Result<String, String> {
+    percent_decode(s).ok_or_else(|| "database URL has invalid %-escapes".to_string())
+}
+
+/// The URL's path, which must be one database name: without it the exporter would not
+/// know where the services table is.
+fn database_name(url: &url::Url) -> Result<String, String> {
+    let database = decode(url.path().trim_start_matches('/'))?;
+    if database.is_empty() || database.contains('/') {
+        return Err(
+            "database URL must name the cinder database as its path, e.g. mysql://cinder@ctl/cinder"
+                .into(),
+        );
+    }
+    Ok(database)
+}
+
+/// The URL's query parameters, read in order (a later one wins); what TLS they ask
+/// for is only known once all are read.
+struct QueryParameters {
+    socket: Option<String>,
+    tls: TlsParameters,
+    /// Names of the parameters we do not use, in order.
+    ignored: Vec<String>,
+}
+
+impl QueryParameters {
+    /// Sorts every parameter into the socket, TLS or the ignored list; refuses only
+    /// values of parameters we use that are not valid.
+    fn read(url: &url::Url) -> Result<QueryParameters, String> {
+        let mut parameters = QueryParameters {
+            socket: None,
+            tls: TlsParameters::default(),
+            ignored: Vec::new(),
+        };
+        for (name, value) in url.query_pairs() {
+            match name.as_ref() {
+                "unix_socket" | "socket" => parameters.socket = Some(value.to_string()),
+                _ if parameters.tls.read(&name, &value)? => {}
+                _ => parameters.ignored.push(name.into_owned()),
+            }
+        }
+        Ok(parameters)
+    }
+}
+
+/// The `ssl*` parameters as PyMySQL and the mysql client take them: any of them that
+/// names a file or demands verification turns TLS on; `ssl_mode` sets both checks.
+struct TlsParameters {
+    wanted: bool,
+    tls: Tls,
+    /// Kept apart until the end: the pair is only valid with both halves.
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+impl Default for TlsParameters {
+    fn default() -> TlsParameters {
+        TlsParameters {
+            wanted: false,
+            tls: Tls {
+                ca_file: None,
+                client_cert: None,
+                verify_cert: true,
+                verify_hostname: true,
+            },
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+impl TlsParameters {
+    /// Takes parameter `name` if it is one of ours: `Ok(false)` means it is not.
+    fn read(&mut self, name: &str, value: &str) -> Result<bool, String> {
+        let flag = || parse_flag(name, value);
+        match name {
+            "ssl" | "require_ssl" => self.wanted |= flag()?,
+            "ssl_ca" => {
+                self.wanted = true;
+                self.tls.ca_file = Some(PathBuf::from(value));
+            }
+            "ssl_cert" => self.cert = Some(PathBuf::from(value)),
+            "ssl_key" => self.key = Some(PathBuf::from(value)),
+            "ssl_verify_cert" => self.tls.verify_cert = flag()?,
+            "ssl_check_hostname" | "ssl_verify_identity" => self.tls.verify_hostname = flag()?,
+            "ssl_mode" => self.read_mode(value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `ssl_mode` as the mysql client reads it, case-insensitively.
+    fn read_mode(&mut self, value: &str) -> Result<(), String> {
+        match value.to_ascii_uppercase().as_str() {
+            "DISABLED" | "PREFERRED" => {}
+            // As the mysql client: REQUIRED encrypts without verifying.
+            "REQUIRED" => {
+                self.wanted = true;
+                self.tls.verify_cert = false;
+                self.tls.verify_hostname = false;
+            }
+            "VERIFY_CA" => {
+                self.wanted = true;
+                self.tls.verify_hostname = false;
+            }
+            "VERIFY_IDENTITY" => self.wanted = true,
+            other => {
+                return Err(format!(
+                    "database URL parameter ssl_mode={other} is not one of \
+                     DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// The TLS settings, if any parameter asked for TLS, with their files checked.
+    fn finish(mut self) -> Result<Option<Tls>, String> {
+        match (self.cert, self.key) {
+            (Some(c), Some(k)) => {
+                self.wanted = true;
+                self.tls.client_cert = Some((c, k));
+            }
+            (None, None) => {}
+            _ => return Err("database URL gives only one of ssl_cert and ssl_key".into()),
+        }
+        if !self.wanted {
+            return Ok(None);
+        }
+        // A missing or wrong file would otherwise fail every poll with an I/O error
+        // that names no file; at start-up it is a configuration error.
+        if let Some(ca) = &self.tls.ca_file {
+            check_pem_file("ssl_ca", ca, PemKind::Certificate)?;
+        }
+        if let Some((cert, key)) = &self.tls.client_cert {
+            check_pem_file("ssl_cert", cert, PemKind::Certificate)?;
+            check_pem_file("ssl_key", key, PemKind::PrivateKey)?;
+        }
+        Ok(Some(self.tls))
     }
 }
 

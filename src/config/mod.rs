@@ -159,108 +159,169 @@ pub fn parse_str(
 
     let cinder = match &file.cinder_conf {
         None => None,
-        Some(paths) => {
-            let paths = match paths {
-                OneOrMany::One(p) => std::slice::from_ref(p),
-                OneOrMany::Many(ps) => ps.as_slice(),
-            };
-            Some(read_cinder_confs(paths)?)
-        }
+        Some(paths) => Some(read_cinder_confs(paths.as_slice())?),
     };
-    let from_cinder = |setting: Option<&cinder_conf::Setting<u64>>, key: &str| {
-        setting
-            .map(|s| {
-                if s.value == 0 {
-                    Err(ConfigError {
-                        location: s.location(),
-                        message: format!("[DEFAULT] {key} must be greater than zero"),
-                    })
-                } else {
-                    Ok(Duration::from_secs(s.value))
-                }
-            })
-            .transpose()
-    };
-    let cinder_settings = cinder.as_ref();
-    let service_down_time = match file.service_down_time {
-        Some(d) => d.0,
-        None => from_cinder(
-            cinder_settings.and_then(|c| c.service_down_time.as_ref()),
-            "service_down_time",
-        )?
-        .unwrap_or(DEFAULT_SERVICE_DOWN_TIME),
-    };
-    let report_interval = match file.report_interval {
-        Some(d) => d.0,
-        None => from_cinder(
-            cinder_settings.and_then(|c| c.report_interval.as_ref()),
-            "report_interval",
-        )?
-        .unwrap_or(DEFAULT_REPORT_INTERVAL),
-    };
+    let cinder = cinder.as_ref();
+    let service_down_time = heartbeat_setting(
+        file.service_down_time,
+        cinder.and_then(|c| c.service_down_time.as_ref()),
+        "service_down_time",
+        DEFAULT_SERVICE_DOWN_TIME,
+    )?;
+    let report_interval = heartbeat_setting(
+        file.report_interval,
+        cinder.and_then(|c| c.report_interval.as_ref()),
+        "report_interval",
+        DEFAULT_REPORT_INTERVAL,
+    )?;
     let poll_interval = file.poll_interval.map_or(DEFAULT_POLL_INTERVAL, |d| d.0);
     let query_timeout = file.query_timeout.map_or(DEFAULT_QUERY_TIMEOUT, |d| d.0);
     let stale_after = file.stale_after.map_or(DEFAULT_STALE_AFTER, |d| d.0);
+    check_stale_after(stale_after, poll_interval, || at_key("stale_after"))?;
+
+    let chosen = choose_database_url(&file.database, env_database_url, cinder, &at_key)?;
+    let database = DatabaseUrl::parse(&chosen.text).map_err(|message| ConfigError {
+        location: chosen.location,
+        message,
+    })?;
+
+    Ok(Config {
+        database,
+        database_source: chosen.source,
+        service_down_time,
+        report_interval,
+        poll_interval,
+        query_timeout,
+        stale_after,
+    })
+}
+
+impl OneOrMany {
+    /// The paths in reading order, however many the file gave.
+    fn as_slice(&self) -> &[PathBuf] {
+        match self {
+            OneOrMany::One(p) => std::slice::from_ref(p),
+            OneOrMany::Many(ps) => ps.as_slice(),
+        }
+    }
+}
+
+/// One of cinder's heartbeat settings: our file's value if it has one, else
+/// cinder.conf's, else cinder's default. Our file's durations were checked as they were
+/// read; cinder.conf's whole seconds are checked here, refusing zero as for our own.
+fn heartbeat_setting(
+    ours: Option<PositiveDuration>,
+    cinder: Option<&cinder_conf::Setting<u64>>,
+    key: &str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    if let Some(d) = ours {
+        return Ok(d.0);
+    }
+    match cinder {
+        None => Ok(default),
+        Some(s) if s.value == 0 => Err(ConfigError {
+            location: s.location(),
+            message: format!("[DEFAULT] {key} must be greater than zero"),
+        }),
+        Some(s) => Ok(Duration::from_secs(s.value)),
+    }
+}
+
+/// Refuses a `stale_after` shorter than the poll interval, which would withhold the
+/// services on every scrape between two polls. `at` gives the key's position.
+fn check_stale_after(
+    stale_after: Duration,
+    poll_interval: Duration,
+    at: impl FnOnce() -> String,
+) -> Result<(), ConfigError> {
     if stale_after < poll_interval {
         return Err(ConfigError {
-            location: at_key("stale_after"),
+            location: at(),
             message: format!(
                 "stale_after ({stale_after:?}) must be at least poll_interval ({poll_interval:?}), \
                  or every scrape between two polls would withhold the services"
             ),
         });
     }
+    Ok(())
+}
 
-    let (url_text, location, database_source) = match (&file.database.url, &file.database.url_file)
-    {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError {
-                location: at_key("url_file"),
-                message: "database.url and database.url_file are both set; keep one".into(),
-            })
-        }
-        (Some(url), None) => (url.clone(), at_key("url"), "database.url".to_string()),
-        (None, Some(url_file)) => {
-            let url = std::fs::read_to_string(url_file).map_err(|e| ConfigError {
-                location: at_key("url_file"),
-                message: format!("database.url_file: cannot read {}: {e}", url_file.display()),
-            })?;
-            let source = format!("database.url_file ({})", url_file.display());
-            (url.trim().to_string(), at_key("url_file"), source)
-        }
-        (None, None) => match (env_database_url, cinder.as_ref()) {
-            (Some(url), _) if !url.trim().is_empty() => {
-                (url, DATABASE_URL_ENV.to_string(), DATABASE_URL_ENV.to_string())
-            }
-            (_, Some(settings)) if settings.database_connection.is_some() => {
-                let setting = settings.database_connection.as_ref().expect("checked");
-                let location = setting.location();
-                let source = format!("[database] connection in {location}");
-                (setting.value.clone(), location, source)
-            }
-            _ => {
-                return Err(ConfigError {
-                    location: String::new(),
-                    message: format!(
-                        "no database configured: set database.url or database.url_file in the \
-                         config file (--config.file), the {DATABASE_URL_ENV} environment \
-                         variable, or cinder_conf pointing at a cinder.conf with [database] connection"
-                    ),
-                })
-            }
-        },
-    };
-    let database =
-        DatabaseUrl::parse(&url_text).map_err(|message| ConfigError { location, message })?;
+/// The database URL's text before it is parsed, with where it came from: `location`
+/// for errors in it, `source` for the start-up log (it becomes
+/// [`Config::database_source`]).
+struct ChosenUrl {
+    text: String,
+    location: String,
+    source: String,
+}
 
-    Ok(Config {
-        database,
-        database_source,
-        service_down_time,
-        report_interval,
-        poll_interval,
-        query_timeout,
-        stale_after,
+/// Picks the database URL by the precedence in the module docs: our file's
+/// `database.url` or `database.url_file` (not both), then the environment, then
+/// cinder.conf's `[database] connection`.
+fn choose_database_url(
+    section: &DatabaseSection,
+    env_database_url: Option<String>,
+    cinder: Option<&CinderSettings>,
+    at_key: &dyn Fn(&str) -> String,
+) -> Result<ChosenUrl, ConfigError> {
+    match (&section.url, &section.url_file) {
+        (Some(_), Some(_)) => Err(ConfigError {
+            location: at_key("url_file"),
+            message: "database.url and database.url_file are both set; keep one".into(),
+        }),
+        (Some(url), None) => Ok(ChosenUrl {
+            text: url.clone(),
+            location: at_key("url"),
+            source: "database.url".to_string(),
+        }),
+        (None, Some(url_file)) => read_url_file(url_file, at_key("url_file")),
+        (None, None) => url_from_outside(env_database_url, cinder),
+    }
+}
+
+/// `database.url_file`: keeps the password out of the YAML file (a mounted secret,
+/// say). Surrounding whitespace, such as the file's last newline, is not part of it.
+fn read_url_file(url_file: &Path, location: String) -> Result<ChosenUrl, ConfigError> {
+    let url = std::fs::read_to_string(url_file).map_err(|e| ConfigError {
+        location: location.clone(),
+        message: format!("database.url_file: cannot read {}: {e}", url_file.display()),
+    })?;
+    Ok(ChosenUrl {
+        text: url.trim().to_string(),
+        location,
+        source: format!("database.url_file ({})", url_file.display()),
+    })
+}
+
+/// The URL when our file names none: [`DATABASE_URL_ENV`] if set and not blank, else
+/// cinder.conf's `[database] connection`, else an error listing every way to give one.
+fn url_from_outside(
+    env_database_url: Option<String>,
+    cinder: Option<&CinderSettings>,
+) -> Result<ChosenUrl, ConfigError> {
+    if let Some(url) = env_database_url.filter(|url| !url.trim().is_empty()) {
+        return Ok(ChosenUrl {
+            text: url,
+            location: DATABASE_URL_ENV.to_string(),
+            source: DATABASE_URL_ENV.to_string(),
+        });
+    }
+    if let Some(setting) = cinder.and_then(|c| c.database_connection.as_ref()) {
+        let location = setting.location();
+        return Ok(ChosenUrl {
+            text: setting.value.clone(),
+            source: format!("[database] connection in {location}"),
+            location,
+        });
+    }
+    Err(ConfigError {
+        location: String::new(),
+        message: format!(
+            "no database configured: set database.url or database.url_file in the \
+             config file (--config.file), the {DATABASE_URL_ENV} environment \
+             variable, or cinder_conf pointing at a cinder.conf with [database] connection"
+        ),
     })
 }
 

@@ -126,122 +126,215 @@ impl Service {
             epoch,
             order,
         } = self;
-        let (spec, table) = (&spec, &table);
-        let mut previous_in_line = order.after;
-        let mut next_in_line = order.then;
-        // Read by the work in flight, changed by events: hence atomics.
-        let clock = Clock::new(spec.skew);
-        let row_id = AtomicI64::new(0);
-        let mut schedule = Schedule::new(epoch + secs(spec.start), spec);
-        let mut events = spec.events.iter().peekable();
-        let mut announced = false;
-        // At most one piece of work at a time, as in cinder's single looping call;
-        // named for the log if a stop abandons it.
-        let mut busy: Option<(&'static str, BoxedWork<'_>)> = None;
-
+        let process = Process {
+            clock: Clock::new(spec.skew),
+            row_id: AtomicI64::new(0),
+            spec,
+            table,
+        };
+        let mut state = Lifecycle::new(&process, epoch, order, ready);
+        let mut events = process.spec.events.iter().peekable();
         loop {
             let next_event = events.peek().map(|e| epoch + secs(e.at));
             tokio::select! {
                 biased;
                 _ = shutdown.requested() => break,
                 _ = until(next_event) => {
-                    let Some(event) = events.next() else { continue };
-                    let has_row = row_id.load(Ordering::Relaxed) != 0;
-                    match event.change {
-                        Change::Skew(skew) => {
-                            info!(from = clock.skew(), to = skew, "clock stepped");
-                            clock.set_skew(skew);
-                        }
-                        Change::Interval(seconds) => {
-                            info!(
-                                from = schedule.interval,
-                                to = seconds,
-                                "report interval changed"
-                            );
-                            schedule.set_interval(seconds, has_row && busy.is_none());
-                        }
-                        Change::Stop if schedule.stopped => info!("stop: already stopped"),
-                        Change::Stop => {
-                            schedule.stop();
-                            if !has_row {
-                                // Services queued behind this one's start go on.
-                                release(&mut next_in_line);
-                            }
-                            // A process that stops mid-run writes nothing more.
-                            match busy.take() {
-                                Some((work, _)) => info!(abandoned = work, "stopped"),
-                                None => info!("stopped"),
-                            }
-                        }
-                        Change::Resume if !schedule.stopped => info!("resume: not stopped"),
-                        Change::Resume => {
-                            info!("resumed");
-                            schedule.resume(Instant::now(), has_row);
-                        }
+                    if let Some(event) = events.next() {
+                        state.apply(&event.change);
                     }
                 }
-                outcome = finished(&mut busy) => {
-                    busy = None;
-                    let now = Instant::now();
-                    match outcome {
-                        Outcome::Setup(Ok((id, created))) => {
-                            row_id.store(id, Ordering::Relaxed);
-                            release(&mut next_in_line);
-                            info!(
-                                row_id = id,
-                                created,
-                                skew = clock.skew(),
-                                interval = schedule.interval,
-                                "service started"
-                            );
-                            if !announced {
-                                announced = true;
-                                let _ = ready.send(());
-                            }
-                            schedule.started(now);
-                        }
-                        Outcome::Setup(Err(e)) => {
-                            warn!(
-                                error = %e,
-                                retry_in = ?SETUP_RETRY,
-                                "cannot find or create the service row"
-                            );
-                            schedule.retry_setup(now);
-                        }
-                        Outcome::Report { run, started, result } => {
-                            let took = now - started;
-                            log_heartbeat(run, took, schedule.interval, result);
-                            schedule.ran(now, took);
-                        }
-                    }
-                }
-                _ = until(schedule.wake), if busy.is_none() => {
-                    schedule.wake = None;
-                    if row_id.load(Ordering::Relaxed) == 0 {
-                        let clock = &clock;
-                        let previous = previous_in_line.take();
-                        let setup = async move {
-                            if let Some(previous) = previous {
-                                // An error means the previous one is gone: go anyway.
-                                let _ = previous.await;
-                            }
-                            Outcome::Setup(table.find_or_create(spec, || clock.now()).await)
-                        };
-                        busy = Some(("start", Box::pin(setup)));
-                    } else {
-                        let (run, slow) = schedule.next_run();
-                        let slow_by = slow.then(|| secs(spec.slow_by));
-                        let report = report_state(table, spec, &clock, &row_id, slow_by);
-                        let started = Instant::now();
-                        let work = async move {
-                            let result = report.await;
-                            Outcome::Report { run, started, result }
-                        };
-                        busy = Some(("report_state", Box::pin(work)));
-                    }
-                }
+                outcome = finished(&mut state.busy) => state.work_ended(outcome),
+                _ = until(state.schedule.wake), if state.busy.is_none() => state.begin_work(),
             }
         }
+    }
+}
+
+/// What the work in flight reads: the service's description and table, and the two
+/// things events and runs change under it (hence atomics). It outlives the
+/// [`Lifecycle`] that borrows it, so that work can be held across loop turns.
+struct Process {
+    spec: ServiceSpec,
+    table: Arc<Table>,
+    clock: Clock,
+    row_id: AtomicI64,
+}
+
+impl Process {
+    /// The row has been found or created (its id is never 0 once it has).
+    fn has_row(&self) -> bool {
+        self.row_id.load(Ordering::Relaxed) != 0
+    }
+}
+
+/// The state of [`Service::run`]'s loop, one method per thing that can happen: an
+/// event of the fleet file, the end of the work in flight, the time to begin work.
+struct Lifecycle<'a> {
+    process: &'a Process,
+    schedule: Schedule,
+    /// At most one piece of work at a time, as in cinder's single looping call;
+    /// named for the log if a stop abandons it.
+    busy: Option<(&'static str, BoxedWork<'a>)>,
+    previous_in_line: Option<oneshot::Receiver<()>>,
+    next_in_line: Option<oneshot::Sender<()>>,
+    ready: UnboundedSender<()>,
+    /// `ready` has been sent (only the first start counts).
+    announced: bool,
+}
+
+impl<'a> Lifecycle<'a> {
+    fn new(
+        process: &'a Process,
+        epoch: Instant,
+        order: SetupOrder,
+        ready: UnboundedSender<()>,
+    ) -> Lifecycle<'a> {
+        Lifecycle {
+            process,
+            schedule: Schedule::new(epoch + secs(process.spec.start), &process.spec),
+            busy: None,
+            previous_in_line: order.after,
+            next_in_line: order.then,
+            ready,
+            announced: false,
+        }
+    }
+
+    /// An event of the fleet file, at its time.
+    fn apply(&mut self, change: &Change) {
+        let has_row = self.process.has_row();
+        match *change {
+            Change::Skew(skew) => {
+                let clock = &self.process.clock;
+                info!(from = clock.skew(), to = skew, "clock stepped");
+                clock.set_skew(skew);
+            }
+            Change::Interval(seconds) => {
+                info!(
+                    from = self.schedule.interval,
+                    to = seconds,
+                    "report interval changed"
+                );
+                self.schedule
+                    .set_interval(seconds, has_row && self.busy.is_none());
+            }
+            Change::Stop if self.schedule.stopped => info!("stop: already stopped"),
+            Change::Stop => self.stop(has_row),
+            Change::Resume if !self.schedule.stopped => info!("resume: not stopped"),
+            Change::Resume => {
+                info!("resumed");
+                self.schedule.resume(Instant::now(), has_row);
+            }
+        }
+    }
+
+    /// The process stops: no more work is begun, and the work in flight is dropped.
+    fn stop(&mut self, has_row: bool) {
+        self.schedule.stop();
+        if !has_row {
+            // Services queued behind this one's start go on.
+            release(&mut self.next_in_line);
+        }
+        // A process that stops mid-run writes nothing more.
+        match self.busy.take() {
+            Some((work, _)) => info!(abandoned = work, "stopped"),
+            None => info!("stopped"),
+        }
+    }
+
+    /// The work in flight has ended: log it and schedule what comes next.
+    fn work_ended(&mut self, outcome: Outcome) {
+        self.busy = None;
+        let now = Instant::now();
+        match outcome {
+            Outcome::Setup(Ok((id, created))) => self.started(now, id, created),
+            Outcome::Setup(Err(e)) => {
+                warn!(
+                    error = %e,
+                    retry_in = ?SETUP_RETRY,
+                    "cannot find or create the service row"
+                );
+                self.schedule.retry_setup(now);
+            }
+            Outcome::Report {
+                run,
+                started,
+                result,
+            } => {
+                let took = now - started;
+                log_heartbeat(run, took, self.schedule.interval, result);
+                self.schedule.ran(now, took);
+            }
+        }
+    }
+
+    /// The row `id` exists: let the next service in line go, and say so once.
+    fn started(&mut self, now: Instant, id: i64, created: bool) {
+        self.process.row_id.store(id, Ordering::Relaxed);
+        release(&mut self.next_in_line);
+        info!(
+            row_id = id,
+            created,
+            skew = self.process.clock.skew(),
+            interval = self.schedule.interval,
+            "service started"
+        );
+        if !self.announced {
+            self.announced = true;
+            let _ = self.ready.send(());
+        }
+        self.schedule.started(now);
+    }
+
+    /// Time to work: find or create the row if there is none yet, else run
+    /// report_state.
+    fn begin_work(&mut self) {
+        self.schedule.wake = None;
+        if self.process.has_row() {
+            self.begin_report();
+        } else {
+            self.begin_setup();
+        }
+    }
+
+    /// Finds or creates the row, once the service before this one in line has.
+    fn begin_setup(&mut self) {
+        let Process {
+            spec, table, clock, ..
+        } = self.process;
+        let previous = self.previous_in_line.take();
+        let setup = async move {
+            if let Some(previous) = previous {
+                // An error means the previous one is gone: go anyway.
+                let _ = previous.await;
+            }
+            Outcome::Setup(table.find_or_create(spec, || clock.now()).await)
+        };
+        self.busy = Some(("start", Box::pin(setup)));
+    }
+
+    /// Runs report_state, slowed down if this run is one of the slow ones.
+    fn begin_report(&mut self) {
+        let Process {
+            spec,
+            table,
+            clock,
+            row_id,
+        } = self.process;
+        let (run, slow) = self.schedule.next_run();
+        let slow_by = slow.then(|| secs(spec.slow_by));
+        let report = report_state(table, spec, clock, row_id, slow_by);
+        let started = Instant::now();
+        let work = async move {
+            let result = report.await;
+            Outcome::Report {
+                run,
+                started,
+                result,
+            }
+        };
+        self.busy = Some(("report_state", Box::pin(work)));
     }
 }
 

@@ -9,9 +9,13 @@ use std::time::{Duration, Instant};
 use mysql_async::Pool;
 use tracing::{debug, info, warn};
 
-use crate::cinder::{keep_freshest, Diagnosis, HeartbeatTracker, ServiceKey, ServiceRow};
+use crate::cinder::{
+    keep_freshest, Diagnosis, HeartbeatTracker, ServiceKey, ServiceRow, StampWindow,
+};
 use crate::config::Config;
-use crate::database::{detect_schema, read_services, ReadError, Reading, Schema, OPTIONAL_COLUMNS};
+use crate::database::{
+    detect_schema, identify_server, read_services, ReadError, Reading, Schema, Server, POLL_QUERY,
+};
 use crate::metrics::{identity_labels, info_labels};
 use crate::shutdown::Shutdown;
 use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
@@ -24,9 +28,12 @@ pub struct Poller {
     config: Arc<Config>,
     state: Arc<SharedState>,
     pool: Pool,
-    /// Detected at the first successful connection and again after any failure, so a
-    /// cinder upgrade (`db sync` adding columns) is picked up without a restart.
+    /// The columns as the latest poll found them. `None` at start and after a failure:
+    /// the next poll first asks information_schema, whose answer explains a missing
+    /// grant or table better than the query's error would.
     schema: Option<Schema>,
+    /// The server and how it keeps cinder's stamps; asked with the schema.
+    server: Option<Server>,
     /// Per row id: the tracker and the poll number that last saw the row. State
     /// survives failed polls (an outage is not a clock step); rows that disappear
     /// take their state with them.
@@ -48,6 +55,7 @@ impl Poller {
             state,
             pool,
             schema: None,
+            server: None,
             trackers: HashMap::new(),
             polls: 0,
             health: PollHealth::default(),
@@ -126,36 +134,58 @@ impl Poller {
         let mut conn = self.pool.get_conn().await.map_err(ReadError::Database)?;
         if self.schema.is_none() {
             let schema = detect_schema(&mut conn).await?;
-            let absent: Vec<&str> = OPTIONAL_COLUMNS
-                .iter()
-                .zip(schema.optional_present)
-                .filter(|(_, present)| !present)
-                .map(|(c, _)| *c)
-                .collect();
             debug!(
-                ?absent,
-                query = schema.query(),
+                absent = ?schema.absent(),
+                query = POLL_QUERY,
                 "services table columns detected"
             );
             self.schema = Some(schema);
+            let server = identify_server(&mut conn).await?;
+            if self.server.as_ref() != Some(&server) {
+                info!(
+                    version = server.version,
+                    stamps = ?server.stamps,
+                    "database server identified; clock-offset bounds follow how it stores seconds"
+                );
+                self.server = Some(server);
+            }
         }
-        let schema = self.schema.as_ref().expect("just set");
         self.polls += 1;
         let poll = self.polls;
+        let stamps = self
+            .server
+            .as_ref()
+            .map_or(StampWindow::TRUNCATED, |s| s.stamps);
         let trackers = &mut self.trackers;
         let mut candidates = Vec::with_capacity(trackers.len());
-        let reading = read_services(&mut conn, schema, |reference_time, row| {
+        let reading = read_services(&mut conn, |reference_time, row| {
             let (seen, tracker) = trackers
                 .entry(row.id)
                 .or_insert_with(|| (poll, HeartbeatTracker::new()));
             *seen = poll;
-            tracker.observe(reference_time, row.report_count, row.updated_at);
+            tracker.observe(reference_time, row.report_count, row.updated_at, stamps);
             let state = service_state(&row, tracker.diagnosis());
             candidates.push((ServiceKey::of(row), state));
         })
         .await?;
         trackers.retain(|_, (seen, _)| *seen == poll);
+        self.follow_schema(&reading.schema);
         Ok((reading, keep_freshest(candidates)))
+    }
+
+    /// Notes a change of the table's columns (a cinder upgrade while running): the
+    /// poll has already read the new columns, this only tells the operator.
+    fn follow_schema(&mut self, found: &Schema) {
+        if let Some(known) = &self.schema {
+            if !known.same_columns(found) {
+                info!(
+                    absent = ?found.absent(),
+                    was_absent = ?known.absent(),
+                    "services table columns changed (cinder db sync?); reading the new ones"
+                );
+            }
+        }
+        self.schema = Some(found.clone());
     }
 
     /// Poll interval when healthy; doubling backoff while failing, capped.

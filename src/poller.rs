@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::database::{
     detect_schema, identify_server, read_services, ReadError, Reading, Schema, Server, POLL_QUERY,
 };
-use crate::metrics::{identity_labels, info_labels};
+use crate::metrics::{cut_as_label, identity_labels, info_labels};
 use crate::shutdown::Shutdown;
 use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
 
@@ -43,6 +43,8 @@ pub struct Poller {
     snapshot: Option<Arc<Snapshot>>,
     consecutive_failures: u32,
     reported_problems: Vec<String>,
+    /// `(host, binary, row id)` of the rows left out at the latest poll, sorted.
+    reported_collisions: Vec<(String, String, i64)>,
 }
 
 impl Poller {
@@ -62,6 +64,7 @@ impl Poller {
             snapshot: None,
             consecutive_failures: 0,
             reported_problems: Vec::new(),
+            reported_collisions: Vec::new(),
         }
     }
 
@@ -165,12 +168,20 @@ impl Poller {
             *seen = poll;
             tracker.observe(reference_time, row.report_count, row.updated_at, stamps);
             let state = service_state(&row, tracker.diagnosis());
-            candidates.push((ServiceKey::of(row), state));
+            let mut key = ServiceKey::of(row);
+            cut_as_label(&mut key.host);
+            cut_as_label(&mut key.binary);
+            candidates.push((key, state));
         })
         .await?;
         trackers.retain(|_, (seen, _)| *seen == poll);
         self.follow_schema(&reading.schema);
-        Ok((reading, keep_freshest(candidates)))
+        let mut collisions = Vec::new();
+        let services = keep_freshest(candidates, |key| {
+            collisions.push((key.host.clone(), key.binary.clone(), key.id));
+        });
+        self.report_collisions(collisions);
+        Ok((reading, services))
     }
 
     /// Notes a change of the table's columns (a cinder upgrade while running): the
@@ -197,6 +208,28 @@ impl Poller {
         let cap = interval.max(MAX_BACKOFF.min(interval * 8));
         let factor = 1u32 << (self.consecutive_failures - 1).min(16);
         interval.saturating_mul(factor).min(cap)
+    }
+
+    /// Warns once about each service that several live rows claim, naming the rows
+    /// left out; quiet while the same rows keep colliding.
+    fn report_collisions(&mut self, mut collisions: Vec<(String, String, i64)>) {
+        collisions.sort_unstable();
+        for (host, binary, id) in &collisions {
+            if self
+                .reported_collisions
+                .binary_search_by(|c| (&c.0, &c.1, c.2).cmp(&(host, binary, *id)))
+                .is_err()
+            {
+                warn!(
+                    host,
+                    binary,
+                    left_out_row_id = id,
+                    "several live services rows show as one series; publishing the one \
+                     with the latest heartbeat (then the highest id)"
+                );
+            }
+        }
+        self.reported_collisions = collisions;
     }
 
     fn report_problems(&mut self, problems: &[String]) {

@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 use mysql_async::Pool;
 use tracing::{debug, info, warn};
 
-use crate::cinder::{keep_freshest, Diagnosis, HeartbeatTracker, ServiceKey, ServiceRow};
+use crate::cinder::{
+    keep_freshest, Diagnosis, HeartbeatTracker, ServiceKey, ServiceRow, StampWindow,
+};
 use crate::config::Config;
-use crate::database::{detect_schema, read_services, ReadError, Reading, Schema, OPTIONAL_COLUMNS};
-use crate::metrics::{identity_labels, info_labels};
+use crate::database::{
+    detect_schema, identify_server, read_services, ReadError, Reading, Schema, Server, POLL_QUERY,
+};
+use crate::metrics::{cut_as_label, identity_labels, info_labels};
 use crate::shutdown::Shutdown;
 use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
 
@@ -24,9 +28,12 @@ pub struct Poller {
     config: Arc<Config>,
     state: Arc<SharedState>,
     pool: Pool,
-    /// Detected at the first successful connection and again after any failure, so a
-    /// cinder upgrade (`db sync` adding columns) is picked up without a restart.
+    /// The columns as the latest poll found them. `None` at start and after a failure:
+    /// the next poll first asks information_schema, whose answer explains a missing
+    /// grant or table better than the query's error would.
     schema: Option<Schema>,
+    /// The server and how it keeps cinder's stamps; asked with the schema.
+    server: Option<Server>,
     /// Per row id: the tracker and the poll number that last saw the row. State
     /// survives failed polls (an outage is not a clock step); rows that disappear
     /// take their state with them.
@@ -36,6 +43,8 @@ pub struct Poller {
     snapshot: Option<Arc<Snapshot>>,
     consecutive_failures: u32,
     reported_problems: Vec<String>,
+    /// `(host, binary, row id)` of the rows left out at the latest poll, sorted.
+    reported_collisions: Vec<(String, String, i64)>,
 }
 
 impl Poller {
@@ -48,12 +57,14 @@ impl Poller {
             state,
             pool,
             schema: None,
+            server: None,
             trackers: HashMap::new(),
             polls: 0,
             health: PollHealth::default(),
             snapshot: None,
             consecutive_failures: 0,
             reported_problems: Vec::new(),
+            reported_collisions: Vec::new(),
         }
     }
 
@@ -126,36 +137,66 @@ impl Poller {
         let mut conn = self.pool.get_conn().await.map_err(ReadError::Database)?;
         if self.schema.is_none() {
             let schema = detect_schema(&mut conn).await?;
-            let absent: Vec<&str> = OPTIONAL_COLUMNS
-                .iter()
-                .zip(schema.optional_present)
-                .filter(|(_, present)| !present)
-                .map(|(c, _)| *c)
-                .collect();
             debug!(
-                ?absent,
-                query = schema.query(),
+                absent = ?schema.absent(),
+                query = POLL_QUERY,
                 "services table columns detected"
             );
             self.schema = Some(schema);
+            let server = identify_server(&mut conn).await?;
+            if self.server.as_ref() != Some(&server) {
+                info!(
+                    version = server.version,
+                    stamps = ?server.stamps,
+                    "database server identified; clock-offset bounds follow how it stores seconds"
+                );
+                self.server = Some(server);
+            }
         }
-        let schema = self.schema.as_ref().expect("just set");
         self.polls += 1;
         let poll = self.polls;
+        let stamps = self
+            .server
+            .as_ref()
+            .map_or(StampWindow::TRUNCATED, |s| s.stamps);
         let trackers = &mut self.trackers;
         let mut candidates = Vec::with_capacity(trackers.len());
-        let reading = read_services(&mut conn, schema, |reference_time, row| {
+        let reading = read_services(&mut conn, |reference_time, row| {
             let (seen, tracker) = trackers
                 .entry(row.id)
                 .or_insert_with(|| (poll, HeartbeatTracker::new()));
             *seen = poll;
-            tracker.observe(reference_time, row.report_count, row.updated_at);
+            tracker.observe(reference_time, row.report_count, row.updated_at, stamps);
             let state = service_state(&row, tracker.diagnosis());
-            candidates.push((ServiceKey::of(row), state));
+            let mut key = ServiceKey::of(row);
+            cut_as_label(&mut key.host);
+            cut_as_label(&mut key.binary);
+            candidates.push((key, state));
         })
         .await?;
         trackers.retain(|_, (seen, _)| *seen == poll);
-        Ok((reading, keep_freshest(candidates)))
+        self.follow_schema(&reading.schema);
+        let mut collisions = Vec::new();
+        let services = keep_freshest(candidates, |key| {
+            collisions.push((key.host.clone(), key.binary.clone(), key.id));
+        });
+        self.report_collisions(collisions);
+        Ok((reading, services))
+    }
+
+    /// Notes a change of the table's columns (a cinder upgrade while running): the
+    /// poll has already read the new columns, this only tells the operator.
+    fn follow_schema(&mut self, found: &Schema) {
+        if let Some(known) = &self.schema {
+            if !known.same_columns(found) {
+                info!(
+                    absent = ?found.absent(),
+                    was_absent = ?known.absent(),
+                    "services table columns changed (cinder db sync?); reading the new ones"
+                );
+            }
+        }
+        self.schema = Some(found.clone());
     }
 
     /// Poll interval when healthy; doubling backoff while failing, capped.
@@ -167,6 +208,28 @@ impl Poller {
         let cap = interval.max(MAX_BACKOFF.min(interval * 8));
         let factor = 1u32 << (self.consecutive_failures - 1).min(16);
         interval.saturating_mul(factor).min(cap)
+    }
+
+    /// Warns once about each service that several live rows claim, naming the rows
+    /// left out; quiet while the same rows keep colliding.
+    fn report_collisions(&mut self, mut collisions: Vec<(String, String, i64)>) {
+        collisions.sort_unstable();
+        for (host, binary, id) in &collisions {
+            if self
+                .reported_collisions
+                .binary_search_by(|c| (&c.0, &c.1, c.2).cmp(&(host, binary, *id)))
+                .is_err()
+            {
+                warn!(
+                    host,
+                    binary,
+                    left_out_row_id = id,
+                    "several live services rows show as one series; publishing the one \
+                     with the latest heartbeat (then the highest id)"
+                );
+            }
+        }
+        self.reported_collisions = collisions;
     }
 
     fn report_problems(&mut self, problems: &[String]) {

@@ -38,6 +38,58 @@ pub const WINDOW: usize = 16;
 /// than it is.
 const STAMP_RESOLUTION: f64 = 1.0;
 
+/// Where the service's clock stood, relative to the whole-second `updated_at` the
+/// database kept of it: somewhere in `[stamp + from, stamp + to)`. cinder sends
+/// microseconds; a `datetime` column without a fraction cuts them (MariaDB) or rounds
+/// them (MySQL), unless the writing session's `sql_mode` says otherwise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StampWindow {
+    pub from: f64,
+    pub to: f64,
+}
+
+impl StampWindow {
+    /// The fraction is cut: MariaDB's default, MySQL's with `TIME_TRUNCATE_FRACTIONAL`.
+    pub const TRUNCATED: StampWindow = StampWindow { from: 0.0, to: 1.0 };
+    /// Rounded to the nearest second: MySQL's default, MariaDB's with
+    /// `TIME_ROUND_FRACTIONAL`.
+    pub const ROUNDED: StampWindow = StampWindow {
+        from: -0.5,
+        to: 0.5,
+    };
+    /// Either of the two: the bound then holds whichever the writer used.
+    pub const EITHER: StampWindow = StampWindow {
+        from: -0.5,
+        to: 1.0,
+    };
+
+    /// What cinder's writes do on a server of this `VERSION()` whose global
+    /// `sql_mode` is `global_sql_mode`.
+    ///
+    /// cinder's sessions set their own `sql_mode` (oslo.db's `[database]
+    /// mysql_sql_mode`, `TRADITIONAL` by default, which has neither flag), unless that
+    /// option is empty, when the server's global mode applies. So the server's default
+    /// behaviour is certain when the global mode lacks the flag that changes it; when
+    /// the global mode has it, cinder's sessions may or may not, and the window covers
+    /// both.
+    pub fn of_server(version: &str, global_sql_mode: &str) -> StampWindow {
+        let has = |flag: &str| {
+            global_sql_mode
+                .split(',')
+                .any(|mode| mode.trim().eq_ignore_ascii_case(flag))
+        };
+        let mariadb = version.to_ascii_lowercase().contains("mariadb");
+        match (
+            mariadb,
+            mariadb && has("TIME_ROUND_FRACTIONAL") || !mariadb && has("TIME_TRUNCATE_FRACTIONAL"),
+        ) {
+            (_, true) => StampWindow::EITHER,
+            (true, false) => StampWindow::TRUNCATED,
+            (false, false) => StampWindow::ROUNDED,
+        }
+    }
+}
+
 /// The clock is blamed for a down only when its offset is known to exceed this beyond
 /// the uncertainty: an allowance for the write latency the bound does not cover, so
 /// that a right clock is never blamed for a heartbeat that is simply old.
@@ -213,8 +265,15 @@ impl HeartbeatTracker {
     }
 
     /// Feeds one poll's reading of the row: the poll's reference time, `report_count`
-    /// and `updated_at` (unix seconds as recorded by the service).
-    pub fn observe(&mut self, reference_time: f64, report_count: i64, updated_at: Option<i64>) {
+    /// and `updated_at` (unix seconds as recorded by the service), which the database
+    /// kept as `stamps` says.
+    pub fn observe(
+        &mut self,
+        reference_time: f64,
+        report_count: i64,
+        updated_at: Option<i64>,
+        stamps: StampWindow,
+    ) {
         let Some(previous_poll) = self.previous_poll else {
             self.start(reference_time, report_count, updated_at);
             return;
@@ -229,9 +288,12 @@ impl HeartbeatTracker {
             self.advance_seen = true;
             if let Some(stamp) = updated_at {
                 // The heartbeat fell in (previous_poll, reference_time]; the service
-                // believed it was in [stamp, stamp + 1).
+                // believed it was in [stamp + from, stamp + to).
                 let seconds = stamp as f64;
-                self.add_bracket(seconds - reference_time, seconds + 1.0 - previous_poll);
+                self.add_bracket(
+                    seconds + stamps.from - reference_time,
+                    seconds + stamps.to - previous_poll,
+                );
                 self.add_beat(report_count, stamp);
             }
         }
@@ -349,7 +411,7 @@ mod tests {
         while t <= duration {
             let beats = (t / interval).floor() as i64;
             let stamp = (start + beats as f64 * interval + offset).floor() as i64;
-            tracker.observe(start + t, beats, Some(stamp));
+            tracker.observe(start + t, beats, Some(stamp), StampWindow::TRUNCATED);
             t += poll;
         }
         tracker
@@ -387,8 +449,18 @@ mod tests {
         for step in 1..=5 {
             let t = 100.0 + step as f64 * 10.0;
             count += 1;
-            tracker.observe(start + t - 0.5, count - 1, Some((start + t - 10.0) as i64));
-            tracker.observe(start + t + 0.5, count, Some((start + t + 30.0) as i64));
+            tracker.observe(
+                start + t - 0.5,
+                count - 1,
+                Some((start + t - 10.0) as i64),
+                StampWindow::TRUNCATED,
+            );
+            tracker.observe(
+                start + t + 0.5,
+                count,
+                Some((start + t + 30.0) as i64),
+                StampWindow::TRUNCATED,
+            );
         }
         let o = tracker.diagnosis().clock_offset.unwrap();
         assert!((o.estimate - 30.0).abs() <= o.uncertainty, "{o:?}");
@@ -397,8 +469,8 @@ mod tests {
     #[test]
     fn no_offset_before_a_bracketed_heartbeat() {
         let mut tracker = HeartbeatTracker::new();
-        tracker.observe(100.0, 5, Some(95));
-        tracker.observe(101.0, 5, Some(95));
+        tracker.observe(100.0, 5, Some(95), StampWindow::TRUNCATED);
+        tracker.observe(101.0, 5, Some(95), StampWindow::TRUNCATED);
         let d = tracker.diagnosis();
         assert!(d.clock_offset.is_none() && !d.advance_seen);
     }
@@ -469,22 +541,103 @@ mod tests {
     }
 
     /// Polls `tracker` every `poll` s over `[from, to)` (seconds after a fixed start) a
-    /// row whose `(report_count, updated_at)` at time `t` is `row(t)`.
+    /// row whose `(report_count, updated_at)` at time `t` is `row(t)`, the stamp cut to
+    /// whole seconds as MariaDB does.
     fn poll_over(
+        tracker: &mut HeartbeatTracker,
+        range: (f64, f64),
+        poll: f64,
+        row: impl Fn(f64) -> (i64, f64),
+        check: impl FnMut(f64, &Diagnosis),
+    ) {
+        let stored = Storage {
+            keep: f64::floor,
+            told: StampWindow::TRUNCATED,
+        };
+        poll_stored(tracker, range, poll, row, stored, check);
+    }
+
+    /// How the simulated database keeps a stamp, and what the tracker is told of it.
+    struct Storage {
+        keep: fn(f64) -> f64,
+        told: StampWindow,
+    }
+
+    fn poll_stored(
         tracker: &mut HeartbeatTracker,
         (from, to): (f64, f64),
         poll: f64,
         row: impl Fn(f64) -> (i64, f64),
+        stored: Storage,
         mut check: impl FnMut(f64, &Diagnosis),
     ) {
         let start = 1_000_000.0;
         let mut t = from;
         while t < to {
             let (count, stamp) = row(t);
-            tracker.observe(start + t, count, Some((start + stamp).floor() as i64));
+            let kept = (stored.keep)(start + stamp) as i64;
+            tracker.observe(start + t, count, Some(kept), stored.told);
             check(t, &tracker.diagnosis());
             t += poll;
         }
+    }
+
+    /// Heartbeats at 1.37 s (every phase of the second) from a clock 20.2 s ahead,
+    /// stored rounded as MySQL does: whether the bound always holds the truth.
+    fn bound_holds_under_rounding(told: StampWindow) -> bool {
+        let row = |t: f64| {
+            let count = (t / 1.37).floor();
+            (count as i64, count * 1.37 + 20.2)
+        };
+        let mut tracker = HeartbeatTracker::new();
+        let mut held = true;
+        let stored = Storage {
+            keep: f64::round,
+            told,
+        };
+        poll_stored(&mut tracker, (0.05, 120.0), 0.2, row, stored, |_, d| {
+            if let Some(o) = d.clock_offset {
+                held &= (o.estimate - 20.2).abs() <= o.uncertainty + 1e-9;
+            }
+        });
+        held
+    }
+
+    #[test]
+    fn rounded_stamps_need_a_rounded_window() {
+        assert!(bound_holds_under_rounding(StampWindow::ROUNDED));
+        assert!(bound_holds_under_rounding(StampWindow::EITHER));
+        // Taken for truncated, rounded stamps push the bound half a second off.
+        assert!(!bound_holds_under_rounding(StampWindow::TRUNCATED));
+    }
+
+    #[test]
+    fn the_window_follows_the_server_and_its_mode() {
+        let mariadb = "10.11.19-MariaDB-0+deb12u1";
+        let mysql = "8.0.40";
+        let traditional = "STRICT_TRANS_TABLES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,TRADITIONAL,NO_ENGINE_SUBSTITUTION";
+        assert_eq!(
+            StampWindow::of_server(mariadb, traditional),
+            StampWindow::TRUNCATED
+        );
+        assert_eq!(StampWindow::of_server(mariadb, ""), StampWindow::TRUNCATED);
+        assert_eq!(
+            StampWindow::of_server(mariadb, "time_round_fractional,STRICT_TRANS_TABLES"),
+            StampWindow::EITHER
+        );
+        assert_eq!(
+            StampWindow::of_server(mysql, traditional),
+            StampWindow::ROUNDED
+        );
+        assert_eq!(
+            StampWindow::of_server(mysql, "ONLY_FULL_GROUP_BY,TIME_TRUNCATE_FRACTIONAL"),
+            StampWindow::EITHER
+        );
+        // The other server's flag means nothing here.
+        assert_eq!(
+            StampWindow::of_server(mysql, "TIME_ROUND_FRACTIONAL"),
+            StampWindow::ROUNDED
+        );
     }
 
     #[test]

@@ -8,6 +8,6 @@ mod diagnosis;
 mod row;
 mod verdict;
 
-pub use diagnosis::{Diagnosis, DownCause, HeartbeatTracker, Thresholds};
+pub use diagnosis::{Diagnosis, DownCause, HeartbeatTracker, StampWindow, Thresholds};
 pub use row::{keep_freshest, ServiceKey, ServiceRow};
 pub use verdict::Verdict;

@@ -50,10 +50,14 @@ impl ServiceRow {
 }
 
 /// What identifies a service, and which of its rows is the current one.
+///
+/// `host` and `binary` are as its series show them, NULL and "" alike: two rows that
+/// differ only in ways a label cannot show would otherwise give Prometheus two series
+/// with one label set, of which it silently keeps one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceKey {
-    pub binary: Option<String>,
-    pub host: Option<String>,
+    pub binary: String,
+    pub host: String,
     pub last_heartbeat: Option<i64>,
     pub id: i64,
 }
@@ -63,27 +67,39 @@ impl ServiceKey {
     pub fn of(row: ServiceRow) -> ServiceKey {
         ServiceKey {
             last_heartbeat: row.last_heartbeat(),
-            binary: row.binary,
-            host: row.host,
+            binary: row.binary.unwrap_or_default(),
+            host: row.host.unwrap_or_default(),
             id: row.id,
         }
+    }
+
+    fn service(&self) -> (&str, &str) {
+        (&self.binary, &self.host)
     }
 }
 
 /// Keeps one value per `(host, binary)`: the one whose row has the latest heartbeat,
-/// the higher id on a tie. Cinder has no unique key there, so a re-created service
-/// leaves its old row behind; publishing both would give Prometheus duplicate series.
-/// The result is sorted by binary then host, for a stable output order.
-pub fn keep_freshest<T>(mut candidates: Vec<(ServiceKey, T)>) -> Vec<T> {
+/// the higher id on a tie, so the choice does not depend on the order rows arrive in.
+/// Cinder has no unique key there, so a re-created service can leave its old row
+/// behind. The keys of the rows left out go to `left_out`. The result is sorted by
+/// binary then host, for a stable output order.
+pub fn keep_freshest<T>(
+    mut candidates: Vec<(ServiceKey, T)>,
+    mut left_out: impl FnMut(&ServiceKey),
+) -> Vec<T> {
     candidates.sort_unstable_by(|(a, _), (b, _)| {
-        (a.binary.as_deref(), a.host.as_deref())
-            .cmp(&(b.binary.as_deref(), b.host.as_deref()))
+        a.service()
+            .cmp(&b.service())
             // Newest first within a service, so the first of each run is the keeper.
             .then_with(|| b.last_heartbeat.cmp(&a.last_heartbeat))
             .then_with(|| b.id.cmp(&a.id))
     });
     candidates.dedup_by(|(later, _), (first, _)| {
-        later.binary == first.binary && later.host == first.host
+        let same = later.service() == first.service();
+        if same {
+            left_out(later);
+        }
+        same
     });
     candidates.into_iter().map(|(_, value)| value).collect()
 }
@@ -133,6 +149,33 @@ mod tests {
             key(4, "b", "cinder-volume", None),
             key(5, "b", "cinder-volume", None),
         ];
-        assert_eq!(keep_freshest(candidates), vec![3, 2, 5]);
+        let mut left_out = Vec::new();
+        let kept = keep_freshest(candidates, |k| left_out.push(k.id));
+        assert_eq!(kept, vec![3, 2, 5]);
+        assert_eq!(left_out, vec![1, 4]);
+    }
+
+    #[test]
+    fn null_and_empty_are_one_service() {
+        let row = |id, host: Option<&str>, updated| ServiceRow {
+            id,
+            host: host.map(String::from),
+            binary: Some("cinder-volume".into()),
+            updated_at: updated,
+            ..Default::default()
+        };
+        // Whatever order the rows come in, the same row is kept.
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+            let rows = [
+                row(7, None, Some(5)),
+                row(8, Some(""), Some(9)),
+                row(9, None, Some(9)),
+            ];
+            let candidates = order
+                .iter()
+                .map(|&i| (ServiceKey::of(rows[i].clone()), rows[i].id))
+                .collect();
+            assert_eq!(keep_freshest(candidates, |_| {}), vec![9]);
+        }
     }
 }

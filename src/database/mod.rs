@@ -10,7 +10,9 @@
 mod error;
 mod read;
 mod schema;
+mod server;
 
 pub use error::ReadError;
 pub use read::{read_services, Reading};
-pub use schema::{detect_schema, Schema, OPTIONAL_COLUMNS, REQUIRED_COLUMNS};
+pub use schema::{detect_schema, Schema, OPTIONAL_COLUMNS, POLL_QUERY, REQUIRED_COLUMNS};
+pub use server::{identify_server, Server};

@@ -7,6 +7,7 @@ use chrono::NaiveDateTime;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 
+use super::schema::{Optional, Required, POLL_QUERY};
 use super::{ReadError, Schema};
 use crate::cinder::ServiceRow;
 
@@ -25,6 +26,8 @@ pub struct Reading {
     /// Values that could not be read (e.g. a zero date); the row is kept with NULL
     /// there. Each names the row id and column.
     pub problems: Vec<String>,
+    /// The columns as this poll found them.
+    pub schema: Schema,
 }
 
 /// Runs the poll query and hands each decoded row to `on_row` with the reference time,
@@ -32,7 +35,6 @@ pub struct Reading {
 /// of them (at tens of thousands of services, the difference is megabytes).
 pub async fn read_services(
     conn: &mut Conn,
-    schema: &Schema,
     mut on_row: impl FnMut(f64, ServiceRow),
 ) -> Result<Reading, ReadError> {
     let sent_at = Instant::now();
@@ -40,9 +42,15 @@ pub async fn read_services(
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let mut result = conn
-        .query_iter(schema.query())
+        .query_iter(POLL_QUERY)
         .await
         .map_err(ReadError::Database)?;
+    let names: Vec<String> = result
+        .columns_ref()
+        .iter()
+        .map(|c| c.name_str().into_owned())
+        .collect();
+    let schema = Schema::from_columns(&names)?;
     let mut reference_time = None;
     let mut rows = 0;
     let mut problems = Vec::new();
@@ -50,6 +58,7 @@ pub async fn read_services(
         .for_each(|row| {
             let mut decoder = RowDecoder {
                 row,
+                schema: &schema,
                 problems: &mut problems,
                 id: 0,
             };
@@ -72,42 +81,71 @@ pub async fn read_services(
         sent_at_unix,
         rows,
         problems,
+        schema,
     })
 }
 
-/// Decodes one result row; the column positions are those of [`Schema::query`].
+/// Decodes one result row; the schema says where each column is.
 struct RowDecoder<'a> {
     row: Row,
+    schema: &'a Schema,
     problems: &'a mut Vec<String>,
     id: i64,
 }
 
 impl RowDecoder<'_> {
     fn service(&mut self) -> Option<ServiceRow> {
+        use Optional::*;
+        use Required::*;
         // The LEFT JOIN yields one all-NULL row when no service is registered.
-        self.id = self.integer(1, "id")?;
-        let mut service = ServiceRow {
+        self.id = self.integer(self.schema.required(Id), "id")?;
+        Some(ServiceRow {
             id: self.id,
-            host: self.text(2, "host"),
-            binary: self.text(3, "binary"),
-            availability_zone: self.text(4, "availability_zone"),
-            report_count: self.integer(5, "report_count").unwrap_or(0),
-            disabled: self.integer(6, "disabled").map(|v| v != 0),
-            disabled_reason: self.text(7, "disabled_reason"),
-            created_at: self.datetime(8, "created_at").map(whole_seconds),
-            updated_at: self.datetime(9, "updated_at").map(whole_seconds),
-            ..ServiceRow::default()
-        };
-        let base = 10;
-        service.modified_at = self.datetime(base, "modified_at").map(whole_seconds);
-        service.cluster_name = self.text(base + 1, "cluster_name");
-        service.uuid = self.text(base + 2, "uuid");
-        service.rpc_current_version = self.text(base + 3, "rpc_current_version");
-        service.object_current_version = self.text(base + 4, "object_current_version");
-        service.replication_status = self.text(base + 5, "replication_status");
-        service.frozen = self.integer(base + 6, "frozen").map(|v| v != 0);
-        service.active_backend_id = self.text(base + 7, "active_backend_id");
-        Some(service)
+            host: self.text(Some(self.schema.required(Host)), "host"),
+            binary: self.text(Some(self.schema.required(Binary)), "binary"),
+            availability_zone: self.text(
+                Some(self.schema.required(AvailabilityZone)),
+                "availability_zone",
+            ),
+            report_count: self
+                .integer(self.schema.required(ReportCount), "report_count")
+                .unwrap_or(0),
+            disabled: self.flag(Some(self.schema.required(Disabled)), "disabled"),
+            disabled_reason: self.text(
+                Some(self.schema.required(DisabledReason)),
+                "disabled_reason",
+            ),
+            created_at: self.stamp(Some(self.schema.required(CreatedAt)), "created_at"),
+            updated_at: self.stamp(Some(self.schema.required(UpdatedAt)), "updated_at"),
+            modified_at: self.stamp(self.schema.optional(ModifiedAt), "modified_at"),
+            cluster_name: self.text(self.schema.optional(ClusterName), "cluster_name"),
+            uuid: self.text(self.schema.optional(Uuid), "uuid"),
+            rpc_current_version: self.text(
+                self.schema.optional(RpcCurrentVersion),
+                "rpc_current_version",
+            ),
+            object_current_version: self.text(
+                self.schema.optional(ObjectCurrentVersion),
+                "object_current_version",
+            ),
+            replication_status: self.text(
+                self.schema.optional(ReplicationStatus),
+                "replication_status",
+            ),
+            frozen: self.flag(self.schema.optional(Frozen), "frozen"),
+            active_backend_id: self
+                .text(self.schema.optional(ActiveBackendId), "active_backend_id"),
+        })
+    }
+
+    /// A boolean column (`tinyint`), NULL where absent.
+    fn flag(&mut self, index: Option<usize>, column: &str) -> Option<bool> {
+        self.integer(index?, column).map(|v| v != 0)
+    }
+
+    /// A datetime column in whole seconds, NULL where absent.
+    fn stamp(&mut self, index: Option<usize>, column: &str) -> Option<i64> {
+        self.datetime(index?, column).map(whole_seconds)
     }
 
     fn take(&mut self, index: usize) -> Value {
@@ -121,8 +159,9 @@ impl RowDecoder<'_> {
         ));
     }
 
-    fn text(&mut self, index: usize, column: &str) -> Option<String> {
-        match self.take(index) {
+    /// A text column, NULL where absent.
+    fn text(&mut self, index: Option<usize>, column: &str) -> Option<String> {
+        match self.take(index?) {
             Value::NULL => None,
             Value::Bytes(bytes) => Some(String::from_utf8(bytes).unwrap_or_else(|e| {
                 let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();

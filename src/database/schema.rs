@@ -1,6 +1,5 @@
-//! Which columns of `services` this cinder release has, and the poll query built from
-//! them: absent optional columns are selected as NULL, so one decoder serves every
-//! schema version.
+//! Which columns of `services` this cinder release has and where the poll finds
+//! them: one decoder serves every schema version, and follows an upgrade at once.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -35,22 +34,34 @@ pub const OPTIONAL_COLUMNS: [&str; 8] = [
     "active_backend_id",
 ];
 
-/// The columns this database's `services` table has, and the poll query built for them.
+/// The poll: every live row with the database's clock, in one statement.
+///
+/// `s.*` rather than a column list: the result's own column names say where each
+/// column is, so a cinder upgrade (`db sync` adding or dropping columns) is read at
+/// the very next poll, with no second query and no failed poll first. The derived
+/// one-row table keeps the reference time even when no service is registered;
+/// `deleted = 0` also hides rows whose `deleted` is NULL, as cinder's own listing does.
+pub const POLL_QUERY: &str = "SELECT UTC_TIMESTAMP(6), s.* \
+     FROM (SELECT 1 AS `one`) AS `reference` LEFT JOIN `services` AS s ON s.`deleted` = 0";
+
+/// Where the columns the exporter reads sit in a list of column names (the poll
+/// result's, or information_schema's), and which optional ones this release has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schema {
-    /// Which of [`OPTIONAL_COLUMNS`] exist, in that order.
-    pub optional_present: [bool; OPTIONAL_COLUMNS.len()],
-    query: String,
+    /// Positions of [`REQUIRED_COLUMNS`], in that order.
+    required: [usize; REQUIRED_COLUMNS.len()],
+    /// Positions of [`OPTIONAL_COLUMNS`], in that order; `None` where absent.
+    optional: [Option<usize>; OPTIONAL_COLUMNS.len()],
 }
 
 impl Schema {
-    /// Builds the schema from the table's column names; fails naming the first
-    /// required column that is missing.
+    /// Finds the columns by name (as MariaDB and MySQL compare them: without case);
+    /// fails naming the first required column that is missing.
     pub fn from_columns<S: AsRef<str>>(columns: &[S]) -> Result<Schema, ReadError> {
-        let has = |name: &str| {
+        let position = |name: &str| {
             columns
                 .iter()
-                .any(|c| c.as_ref().eq_ignore_ascii_case(name))
+                .position(|c| c.as_ref().eq_ignore_ascii_case(name))
         };
         if columns.is_empty() {
             return Err(ReadError::Schema(
@@ -59,44 +70,74 @@ impl Schema {
                     .into(),
             ));
         }
-        if let Some(missing) = REQUIRED_COLUMNS.iter().find(|c| !has(c)) {
-            return Err(ReadError::Schema(format!(
-                "the `services` table has no `{missing}` column: not a cinder schema (or \
-                 SELECT was granted on some columns only; grant it on the whole table)"
-            )));
+        let mut required = [0; REQUIRED_COLUMNS.len()];
+        for (slot, name) in required.iter_mut().zip(REQUIRED_COLUMNS) {
+            *slot = position(name).ok_or_else(|| {
+                ReadError::Schema(format!(
+                    "the `services` table has no `{name}` column: not a cinder schema (or \
+                     SELECT was granted on some columns only; grant it on the whole table)"
+                ))
+            })?;
         }
-        let optional_present = OPTIONAL_COLUMNS.map(has);
-        // Fixed column positions whatever the release: absent columns read as NULL.
-        let optional: Vec<String> = OPTIONAL_COLUMNS
-            .iter()
-            .zip(optional_present)
-            .map(|(c, present)| {
-                if present {
-                    format!("s.`{c}`")
-                } else {
-                    "NULL".to_string()
-                }
-            })
-            .collect();
-        // The derived one-row table keeps the reference time even when no service
-        // is registered. `deleted = 0` also hides rows whose `deleted` is NULL, as
-        // cinder's own listing does.
-        let query = format!(
-            "SELECT UTC_TIMESTAMP(6), s.`id`, s.`host`, s.`binary`, s.`availability_zone`, \
-             s.`report_count`, s.`disabled`, s.`disabled_reason`, s.`created_at`, s.`updated_at`, {} \
-             FROM (SELECT 1 AS `one`) AS `reference` LEFT JOIN `services` AS s ON s.`deleted` = 0",
-            optional.join(", ")
-        );
         Ok(Schema {
-            optional_present,
-            query,
+            required,
+            optional: OPTIONAL_COLUMNS.map(position),
         })
     }
 
-    /// The poll query for this schema.
-    pub fn query(&self) -> &str {
-        &self.query
+    /// Where a required column is.
+    pub fn required(&self, column: Required) -> usize {
+        self.required[column as usize]
     }
+
+    /// Where an optional column is, if this release has it.
+    pub fn optional(&self, column: Optional) -> Option<usize> {
+        self.optional[column as usize]
+    }
+
+    /// The optional columns this release lacks.
+    pub fn absent(&self) -> Vec<&'static str> {
+        OPTIONAL_COLUMNS
+            .iter()
+            .zip(self.optional)
+            .filter(|(_, position)| position.is_none())
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    /// Whether the same columns are present as in `other` (positions aside).
+    pub fn same_columns(&self, other: &Schema) -> bool {
+        self.absent() == other.absent()
+    }
+}
+
+/// The required columns the poll decodes, named for [`Schema::required`]; in
+/// [`REQUIRED_COLUMNS`] order.
+#[derive(Clone, Copy, Debug)]
+pub enum Required {
+    CreatedAt = 0,
+    UpdatedAt = 1,
+    Id = 4,
+    Host = 5,
+    Binary = 6,
+    ReportCount = 8,
+    Disabled = 9,
+    AvailabilityZone = 10,
+    DisabledReason = 11,
+}
+
+/// The optional columns, named for [`Schema::optional`]; in [`OPTIONAL_COLUMNS`]
+/// order.
+#[derive(Clone, Copy, Debug)]
+pub enum Optional {
+    ModifiedAt = 0,
+    ClusterName = 1,
+    Uuid = 2,
+    RpcCurrentVersion = 3,
+    ObjectCurrentVersion = 4,
+    ReplicationStatus = 5,
+    Frozen = 6,
+    ActiveBackendId = 7,
 }
 
 /// Reads the `services` table's column names for [`Schema::from_columns`].
@@ -135,21 +176,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_reads_absent_columns_as_null() {
+    fn columns_are_found_by_name_wherever_they_are() {
         let oldest = Schema::from_columns(&REQUIRED_COLUMNS).unwrap();
-        assert!(oldest.optional_present.iter().all(|p| !p));
-        assert!(!oldest.query().contains("uuid"));
-        let all: Vec<&str> = REQUIRED_COLUMNS
-            .iter()
-            .chain(&OPTIONAL_COLUMNS)
-            .copied()
-            .collect();
+        assert_eq!(oldest.absent(), OPTIONAL_COLUMNS.to_vec());
+        assert_eq!(oldest.required(Required::Host), 5);
+        let mut all = vec!["UTC_TIMESTAMP(6)".to_string()];
+        all.extend(OPTIONAL_COLUMNS.iter().rev().map(|c| c.to_string()));
+        all.extend(REQUIRED_COLUMNS.iter().map(|c| c.to_uppercase()));
         let newest = Schema::from_columns(&all).unwrap();
-        assert!(newest.query().contains("s.`uuid`"));
-        assert_eq!(
-            oldest.query().matches(',').count(),
-            newest.query().matches(',').count()
-        );
+        assert!(newest.absent().is_empty());
+        assert_eq!(newest.optional(Optional::ActiveBackendId), Some(1));
+        assert_eq!(newest.optional(Optional::ModifiedAt), Some(8));
+        assert_eq!(newest.required(Required::CreatedAt), 9);
+        assert_eq!(newest.required(Required::DisabledReason), 20);
+        assert!(!newest.same_columns(&oldest));
+        for (i, name) in REQUIRED_COLUMNS.iter().enumerate() {
+            assert_eq!(oldest.required[i], i, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_enums_name_their_columns() {
+        let named = [
+            (Required::CreatedAt as usize, "created_at"),
+            (Required::UpdatedAt as usize, "updated_at"),
+            (Required::Id as usize, "id"),
+            (Required::Host as usize, "host"),
+            (Required::Binary as usize, "binary"),
+            (Required::ReportCount as usize, "report_count"),
+            (Required::Disabled as usize, "disabled"),
+            (Required::AvailabilityZone as usize, "availability_zone"),
+            (Required::DisabledReason as usize, "disabled_reason"),
+        ];
+        for (index, name) in named {
+            assert_eq!(REQUIRED_COLUMNS[index], name);
+        }
+        let named = [
+            (Optional::ModifiedAt as usize, "modified_at"),
+            (Optional::ClusterName as usize, "cluster_name"),
+            (Optional::Uuid as usize, "uuid"),
+            (Optional::RpcCurrentVersion as usize, "rpc_current_version"),
+            (
+                Optional::ObjectCurrentVersion as usize,
+                "object_current_version",
+            ),
+            (Optional::ReplicationStatus as usize, "replication_status"),
+            (Optional::Frozen as usize, "frozen"),
+            (Optional::ActiveBackendId as usize, "active_backend_id"),
+        ];
+        for (index, name) in named {
+            assert_eq!(OPTIONAL_COLUMNS[index], name);
+        }
     }
 
     #[test]

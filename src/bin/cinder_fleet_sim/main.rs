@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cinder_exporter::config::DatabaseUrl;
-use cinder_exporter::database::{detect_schema, ReadError, OPTIONAL_COLUMNS};
+use cinder_exporter::database::{detect_schema, ReadError};
 use cinder_exporter::shutdown::{self, Shutdown};
 use clap::Parser;
 use mysql_async::{Pool, PoolConstraints, PoolOpts};
@@ -258,17 +258,13 @@ fn setup_orders(fleet: &Fleet) -> Vec<SetupOrder> {
 /// Whether `services` has cinder's `uuid` column, asking until the database answers.
 /// A database without a cinder `services` table is an error: retrying would not help.
 async fn has_uuid_column(pool: &Pool) -> Result<bool, String> {
-    let uuid = OPTIONAL_COLUMNS
-        .iter()
-        .position(|c| *c == "uuid")
-        .expect("uuid is an optional column");
     loop {
         let detected = match pool.get_conn().await {
             Ok(mut conn) => detect_schema(&mut conn).await,
             Err(e) => Err(ReadError::Database(e)),
         };
         match detected {
-            Ok(schema) => return Ok(schema.optional_present[uuid]),
+            Ok(schema) => return Ok(!schema.absent().contains(&"uuid")),
             Err(ReadError::Database(e)) => {
                 warn!(
                     error = %e,

@@ -7,9 +7,15 @@
 //! indented lines, a blank line ending a value, matching quotes stripped, several
 //! sections of one name merged, the last assignment winning. A file cinder would refuse
 //! is refused here too, naming the line and column.
+//!
+//! Values are then substituted as oslo.config does ([`super::substitution`]), after
+//! every file is read: a value may refer to an option set in another file.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use super::substitution::{normalize_group, substitute, Options};
 
 /// One value and where it was written, so that errors about it can point there.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,14 +28,6 @@ pub struct Setting<T> {
 }
 
 impl<T> Setting<T> {
-    fn new(value: T, line: usize) -> Setting<T> {
-        Setting {
-            value,
-            file: None,
-            line,
-        }
-    }
-
     /// `FILE:LINE:1`, for error messages.
     pub fn location(&self) -> String {
         let file = self
@@ -48,40 +46,141 @@ pub struct CinderSettings {
     pub database_connection: Option<Setting<String>>,
 }
 
-impl CinderSettings {
-    /// Records which file every setting came from.
-    pub fn set_file(&mut self, path: &Path) {
-        let file = Some(path.to_path_buf());
-        if let Some(s) = &mut self.service_down_time {
-            s.file.clone_from(&file);
-        }
-        if let Some(s) = &mut self.report_interval {
-            s.file.clone_from(&file);
-        }
-        if let Some(s) = &mut self.database_connection {
-            s.file = file;
+/// Every assignment read from one or more files, by `(group, key)`, the last one
+/// winning: what oslo.config substitutes from and converts.
+#[derive(Clone, Debug, Default)]
+pub struct ConfValues {
+    values: HashMap<(String, String), RawValue>,
+}
+
+/// One assignment's text (quotes stripped, continuation lines joined) and where it is.
+#[derive(Clone, Debug)]
+struct RawValue {
+    text: String,
+    file: Option<PathBuf>,
+    line: usize,
+    /// 1-based column where the text starts on each of its lines.
+    columns: Vec<usize>,
+}
+
+/// Registered cinder options a reference may name without a file setting them, with
+/// their defaults. Only `state_path` is commonly referred to (`$state_path/...`).
+const KNOWN_DEFAULTS: [(&str, &str, &str); 1] = [("DEFAULT", "state_path", "/var/lib/cinder")];
+
+impl Options for ConfValues {
+    fn raw(&self, group: &str, option: &str) -> Option<&str> {
+        match self.values.get(&(group.to_string(), option.to_string())) {
+            Some(value) => Some(&value.text),
+            None => KNOWN_DEFAULTS
+                .iter()
+                .find(|(g, o, _)| *g == group && *o == option)
+                .map(|(_, _, default)| *default),
         }
     }
 }
 
-/// Merges files read in order: a later file's setting replaces an earlier one's, as
-/// oslo.config does with repeated `--config-file`.
-pub fn merge(files: impl IntoIterator<Item = CinderSettings>) -> CinderSettings {
-    let mut merged = CinderSettings::default();
-    for file in files {
-        merged.service_down_time = file.service_down_time.or(merged.service_down_time);
-        merged.report_interval = file.report_interval.or(merged.report_interval);
-        merged.database_connection = file.database_connection.or(merged.database_connection);
+impl ConfValues {
+    /// Records which file every value came from.
+    pub fn set_file(&mut self, path: &Path) {
+        for value in self.values.values_mut() {
+            value.file = Some(path.to_path_buf());
+        }
     }
-    merged
+
+    /// Adds a later file's values: where both set an option, the later one wins, as
+    /// with oslo.config's repeated `--config-file`.
+    pub fn merge(&mut self, later: ConfValues) {
+        self.values.extend(later.values);
+    }
+
+    /// The three settings, substituted and converted.
+    pub fn settings(&self) -> Result<CinderSettings, ParseError> {
+        Ok(CinderSettings {
+            service_down_time: self.integer("DEFAULT", "service_down_time")?,
+            report_interval: self.integer("DEFAULT", "report_interval")?,
+            database_connection: self.text("database", "connection")?,
+        })
+    }
+
+    /// The substituted text of `[group] key`, if set.
+    fn text(&self, group: &str, key: &str) -> Result<Option<Setting<String>>, ParseError> {
+        let Some(raw) = self.values.get(&(group.to_string(), key.to_string())) else {
+            return Ok(None);
+        };
+        let value = substitute(&raw.text, group, self).map_err(|e| {
+            let (line, column) = raw.position(e.offset);
+            raw.error(line, column, format!("[{group}] {key}: {}", e.message))
+        })?;
+        Ok(Some(Setting {
+            value,
+            file: raw.file.clone(),
+            line: raw.line,
+        }))
+    }
+
+    /// cinder's IntOpts: a whole number of seconds. Negative values make no sense for
+    /// either option, so they are refused rather than reinterpreted.
+    fn integer(&self, group: &str, key: &str) -> Result<Option<Setting<u64>>, ParseError> {
+        let Some(setting) = self.text(group, key)? else {
+            return Ok(None);
+        };
+        let value = setting.value.trim().parse::<u64>().map_err(|_| {
+            let raw = &self.values[&(group.to_string(), key.to_string())];
+            let (line, column) = raw.position(0);
+            raw.error(
+                line,
+                column,
+                format!(
+                    "[{group}] {key} = {:?} is not a whole number of seconds",
+                    setting.value
+                ),
+            )
+        })?;
+        Ok(Some(Setting {
+            value,
+            file: setting.file,
+            line: setting.line,
+        }))
+    }
+}
+
+impl RawValue {
+    /// Line and column of byte `offset` of the text.
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line_index = before.matches('\n').count();
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = self.columns.get(line_index).copied().unwrap_or(1);
+        (self.line + line_index, column + offset - line_start)
+    }
+
+    fn error(&self, line: usize, column: usize, message: String) -> ParseError {
+        ParseError {
+            file: self.file.clone(),
+            line,
+            column,
+            message,
+        }
+    }
 }
 
 /// A line cinder itself would refuse, or a value of the wrong kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
+    /// The file, where known: a value read from several files may fail in another
+    /// file than the one being read.
+    pub file: Option<PathBuf>,
     pub line: usize,
     pub column: usize,
     pub message: String,
+}
+
+impl ParseError {
+    /// `FILE:LINE:COLUMN`, the file being `read` unless the error names its own.
+    pub fn location(&self, read: &Path) -> String {
+        let file = self.file.as_deref().unwrap_or(read);
+        format!("{}:{}:{}", file.display(), self.line, self.column)
+    }
 }
 
 impl fmt::Display for ParseError {
@@ -96,25 +195,30 @@ struct Pending {
     key: String,
     value: Vec<String>,
     line: usize,
-    /// 1-based column where the value starts, for errors about the value.
-    value_column: usize,
+    /// 1-based column where the value starts on each of its lines.
+    columns: Vec<usize>,
 }
 
-/// Parses one cinder.conf text.
+/// Parses one cinder.conf text into its three settings.
 pub fn parse_cinder_conf(text: &str) -> Result<CinderSettings, ParseError> {
+    read_cinder_conf(text)?.settings()
+}
+
+/// Reads one cinder.conf text: every assignment, not yet substituted or converted.
+pub fn read_cinder_conf(text: &str) -> Result<ConfValues, ParseError> {
     let mut reader = Reader::default();
     for (index, raw) in text.lines().enumerate() {
         reader.line(index + 1, raw.trim_end())?;
     }
-    reader.flush()?;
-    Ok(reader.settings)
+    reader.flush();
+    Ok(reader.values)
 }
 
 /// The state carried from line to line: the current section, and an assignment that
 /// the next lines may continue, so it is only assigned once a line ends it.
 #[derive(Default)]
 struct Reader {
-    settings: CinderSettings,
+    values: ConfValues,
     section: Option<String>,
     pending: Option<Pending>,
 }
@@ -124,12 +228,13 @@ impl Reader {
     fn line(&mut self, number: usize, line: &str) -> Result<(), ParseError> {
         if line.is_empty() {
             // A blank line ends a multi-line value.
-            return self.flush();
+            self.flush();
+            return Ok(());
         }
         if line.starts_with([' ', '\t']) {
             return self.continuation(number, line);
         }
-        self.flush()?;
+        self.flush();
         if line.starts_with(['#', ';']) {
             return Ok(());
         }
@@ -144,10 +249,15 @@ impl Reader {
     /// An indented line: more of the pending value, or an indented comment.
     fn continuation(&mut self, number: usize, line: &str) -> Result<(), ParseError> {
         match &mut self.pending {
-            Some(p) => p.value.push(line.trim_start().to_string()),
+            Some(p) => {
+                let text = line.trim_start();
+                p.columns.push(line.len() - text.len() + 1);
+                p.value.push(text.to_string());
+            }
             None if line.trim_start().starts_with(['#', ';']) => {}
             None => {
                 return Err(ParseError {
+                    file: None,
                     line: number,
                     column: 1,
                     message:
@@ -160,10 +270,21 @@ impl Reader {
     }
 
     /// Assigns the pending value, now that no more lines can continue it.
-    fn flush(&mut self) -> Result<(), ParseError> {
-        match self.pending.take() {
-            Some(done) => assign(&mut self.settings, done),
-            None => Ok(()),
+    fn flush(&mut self) {
+        if let Some(done) = self.pending.take() {
+            let (text, mut columns) = (done.value.join("\n"), done.columns);
+            let trimmed = text.trim();
+            let unquoted = unquote(trimmed);
+            // The text starts later on its first line by what trimming and unquoting took.
+            columns[0] += (text.len() - text.trim_start().len())
+                + usize::from(unquoted.len() < trimmed.len());
+            let value = RawValue {
+                text: unquoted.to_string(),
+                file: None,
+                line: done.line,
+                columns,
+            };
+            self.values.values.insert((done.section, done.key), value);
         }
     }
 }
@@ -171,18 +292,20 @@ impl Reader {
 /// The normalized name in a `[section]` header; `rest` is the line after its `[`.
 fn section_name(number: usize, line: &str, rest: &str) -> Result<String, ParseError> {
     let name = rest.strip_suffix(']').ok_or_else(|| ParseError {
+        file: None,
         line: number,
         column: line.len(),
         message: format!("invalid section header {line:?}: must end with ']'"),
     })?;
     if name.trim().is_empty() {
         return Err(ParseError {
+            file: None,
             line: number,
             column: 2,
             message: "empty section name".into(),
         });
     }
-    Ok(normalize_section(name.trim()))
+    Ok(normalize_group(name.trim()))
 }
 
 /// A `key = value` or `key: value` line in `section`, split where oslo.config splits it
@@ -190,6 +313,7 @@ fn section_name(number: usize, line: &str, rest: &str) -> Result<String, ParseEr
 fn assignment(number: usize, line: &str, section: Option<&str>) -> Result<Pending, ParseError> {
     let Some(split) = line.find([':', '=']) else {
         return Err(ParseError {
+            file: None,
             line: number,
             column: 1,
             message: format!("no '=' or ':' in {line:?}: expected key = value"),
@@ -198,6 +322,7 @@ fn assignment(number: usize, line: &str, section: Option<&str>) -> Result<Pendin
     let key = line[..split].trim();
     if key.is_empty() {
         return Err(ParseError {
+            file: None,
             line: number,
             column: 1,
             message: "assignment without a key".into(),
@@ -205,6 +330,7 @@ fn assignment(number: usize, line: &str, section: Option<&str>) -> Result<Pendin
     }
     let Some(section) = section else {
         return Err(ParseError {
+            file: None,
             line: number,
             column: 1,
             message: format!("{key} is set before any [section]"),
@@ -217,35 +343,8 @@ fn assignment(number: usize, line: &str, section: Option<&str>) -> Result<Pendin
         key: key.replace('-', "_"),
         value: vec![value.to_string()],
         line: number,
-        value_column: split + 2 + (after.len() - value.len()),
+        columns: vec![split + 2 + (after.len() - value.len())],
     })
-}
-
-/// oslo.config keeps `DEFAULT` as written and lower-cases every other group name.
-fn normalize_section(name: &str) -> String {
-    if name == "DEFAULT" {
-        name.to_string()
-    } else {
-        name.to_ascii_lowercase()
-    }
-}
-
-fn assign(settings: &mut CinderSettings, assignment: Pending) -> Result<(), ParseError> {
-    let value = unquote(assignment.value.join("\n").trim()).to_string();
-    let line = assignment.line;
-    match (assignment.section.as_str(), assignment.key.as_str()) {
-        ("DEFAULT", "service_down_time") => {
-            settings.service_down_time = Some(Setting::new(integer(&assignment, &value)?, line));
-        }
-        ("DEFAULT", "report_interval") => {
-            settings.report_interval = Some(Setting::new(integer(&assignment, &value)?, line));
-        }
-        ("database", "connection") => {
-            settings.database_connection = Some(Setting::new(value, line));
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// oslo.config strips one pair of matching quotes around a value.
@@ -256,19 +355,6 @@ fn unquote(value: &str) -> &str {
         }
     }
     value
-}
-
-/// cinder's IntOpts: a whole number of seconds. Negative values make no sense for
-/// either option, so they are refused rather than reinterpreted.
-fn integer(assignment: &Pending, value: &str) -> Result<u64, ParseError> {
-    value.trim().parse::<u64>().map_err(|_| ParseError {
-        line: assignment.line,
-        column: assignment.value_column,
-        message: format!(
-            "[{}] {} = {value:?} is not a whole number of seconds",
-            assignment.section, assignment.key
-        ),
-    })
 }
 
 #[cfg(test)]
@@ -339,15 +425,72 @@ report_interval = 7
     #[test]
     fn later_files_win() {
         let mut a =
-            parse_cinder_conf("[DEFAULT]\nreport_interval=3\nservice_down_time=30\n").unwrap();
+            read_cinder_conf("[DEFAULT]\nreport_interval=3\nservice_down_time=30\n").unwrap();
         a.set_file(Path::new("/a.conf"));
-        let mut b = parse_cinder_conf("[DEFAULT]\n\nreport_interval=4\n").unwrap();
+        let mut b = read_cinder_conf("[DEFAULT]\n\nreport_interval=4\n").unwrap();
         b.set_file(Path::new("/b.conf"));
-        let m = merge([a, b]);
+        a.merge(b);
+        let m = a.settings().unwrap();
         assert_eq!(
             m.report_interval.as_ref().unwrap().location(),
             "/b.conf:3:1"
         );
         assert_eq!(m.service_down_time.unwrap().location(), "/a.conf:3:1");
+    }
+
+    #[test]
+    fn values_are_substituted_as_oslo_config_does() {
+        let text = "\
+[DEFAULT]
+db_host = ctl1
+service_down_time = $report_interval
+report_interval = 20
+
+[database]
+db_user = cinder
+connection = mysql+pymysql://$db_user:pa$$w\\$rd@${DEFAULT.db_host}/cinder
+";
+        let s = parse_cinder_conf(text).unwrap();
+        assert_eq!(
+            s.database_connection.unwrap().value,
+            "mysql+pymysql://cinder:pa$w$rd@ctl1/cinder"
+        );
+        assert_eq!(s.service_down_time.map(|s| s.value), Some(20));
+    }
+
+    #[test]
+    fn an_unknown_reference_is_refused_naming_its_place() {
+        let err = parse_cinder_conf("[database]\nconnection = mysql://u:$pw@db/c\n").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 24), "{err}");
+        assert!(err.message.contains("$pw"), "{err}");
+        // On a continuation line, and after a stripped quote.
+        let err = parse_cinder_conf("[database]\nconnection = \"a\n   b$nothing\"\n").unwrap_err();
+        assert_eq!((err.line, err.column), (3, 5), "{err}");
+        let err = parse_cinder_conf("[database]\nconnection = 'x$nothing'\n").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 16), "{err}");
+    }
+
+    #[test]
+    fn references_reach_across_files_and_errors_name_the_file() {
+        let mut a = read_cinder_conf("[DEFAULT]\nsecret = s3$$cret\n").unwrap();
+        a.set_file(Path::new("/etc/cinder/cinder.conf"));
+        let mut b = read_cinder_conf("[database]\nconnection = mysql://u:$secret@db/c\n").unwrap();
+        b.set_file(Path::new("/etc/cinder/cinder.conf.d/db.conf"));
+        let mut merged = a.clone();
+        merged.merge(b);
+        assert_eq!(
+            merged
+                .settings()
+                .unwrap()
+                .database_connection
+                .unwrap()
+                .value,
+            "mysql://u:s3$cret@db/c"
+        );
+        let mut broken = read_cinder_conf("[DEFAULT]\nreport_interval = $nope\n").unwrap();
+        broken.set_file(Path::new("/b.conf"));
+        a.merge(broken);
+        let err = a.settings().unwrap_err();
+        assert_eq!(err.location(Path::new("/other.conf")), "/b.conf:2:19");
     }
 }

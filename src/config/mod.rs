@@ -9,6 +9,7 @@
 mod cinder_conf;
 mod database_url;
 mod duration;
+mod substitution;
 
 pub use cinder_conf::parse_cinder_conf;
 pub use database_url::DatabaseUrl;
@@ -331,6 +332,8 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
     text: &str,
     shown: &str,
 ) -> Result<T, ConfigError> {
+    // YAML allows a byte order mark at the start; editors on some systems write one.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let has_content = text
         .lines()
         .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
@@ -350,11 +353,26 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
                     .to_string(),
             },
             None => ConfigError {
-                location: shown.to_string(),
+                location: format!("{shown}:{}:1", unlocated_error_line(text)),
                 message,
             },
         }
     })
+}
+
+/// Where to point an error serde_yaml gives no position for. The one it raises for
+/// a valid text is "more than one document": point at the second document's start.
+fn unlocated_error_line(text: &str) -> usize {
+    let mut content_seen = false;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if (trimmed.starts_with("---") || trimmed == "...") && content_seen {
+            return index + 1;
+        }
+        content_seen |=
+            !trimmed.is_empty() && !trimmed.starts_with('#') && !trimmed.starts_with("---");
+    }
+    1
 }
 
 /// serde quotes a misplaced string value in full (`invalid type: string "…", expected
@@ -375,20 +393,29 @@ fn hide_string_values(message: &str) -> String {
 
 /// Reads and merges cinder.conf files, later ones winning.
 fn read_cinder_confs(paths: &[PathBuf]) -> Result<CinderSettings, ConfigError> {
-    let mut all = Vec::with_capacity(paths.len());
+    let mut all = cinder_conf::ConfValues::default();
     for path in paths {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             location: path.display().to_string(),
             message: format!("cannot read cinder.conf: {e}"),
         })?;
-        let mut settings = cinder_conf::parse_cinder_conf(&text).map_err(|e| ConfigError {
-            location: format!("{}:{}:{}", path.display(), e.line, e.column),
-            message: e.message,
-        })?;
-        settings.set_file(path);
-        all.push(settings);
+        let mut values = cinder_conf::read_cinder_conf(&text).map_err(|e| conf_error(e, path))?;
+        values.set_file(path);
+        all.merge(values);
     }
-    Ok(cinder_conf::merge(all))
+    // Substitution and conversion see every file, as oslo.config's do.
+    let last = paths
+        .last()
+        .map_or(Path::new("cinder.conf"), PathBuf::as_path);
+    all.settings().map_err(|e| conf_error(e, last))
+}
+
+/// A cinder.conf error located in the file it names, else in `read`.
+fn conf_error(error: cinder_conf::ParseError, read: &Path) -> ConfigError {
+    ConfigError {
+        location: error.location(read),
+        message: error.message,
+    }
 }
 
 /// Position of `key:` in the YAML text, for errors found after parsing (serde only
@@ -418,5 +445,32 @@ mod tests {
             .to_string();
         assert!(!error.contains("secretpw"), "{error}");
         assert!(error.starts_with("c.yml:1:"), "{error}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_read_and_every_error_has_a_position() {
+        let plain = "poll_interval: 3s\nservice_down_time: 90s\n";
+        let with_bom = format!("\u{feff}{plain}");
+        let config = parse_str(&with_bom, "c.yml", Some("mysql://u@db/cinder".into())).unwrap();
+        assert_eq!(config.poll_interval, Duration::from_secs(3));
+        assert_eq!(config.service_down_time, Duration::from_secs(90));
+        // Positions are as an editor shows them: the mark takes no column.
+        let err = parse_str("\u{feff}poll_interval: soon\n", "c.yml", None).unwrap_err();
+        assert!(err.location.starts_with("c.yml:1:"), "{err}");
+        let err = parse_str("poll_interval: soon\n", "c.yml", None).unwrap_err();
+        let bare = err.location.clone();
+        let err = parse_str("\u{feff}poll_interval: soon\n", "c.yml", None).unwrap_err();
+        assert_eq!(err.location, bare);
+        // Two documents: serde_yaml gives no position; the second document's is given.
+        let err =
+            parse_str("poll_interval: 3s\n---\nstale_after: 1m\n", "c.yml", None).unwrap_err();
+        assert_eq!(err.location, "c.yml:2:1", "{err}");
+        let err = parse_str(
+            "---\npoll_interval: 3s\n# note\n--- \nx: 1\n",
+            "c.yml",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.location, "c.yml:4:1", "{err}");
     }
 }

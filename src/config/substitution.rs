@@ -54,9 +54,9 @@ fn substitute_at(
             rest = after;
             continue;
         }
-        if tail.starts_with('\\') {
+        if let Some(after) = tail.strip_prefix('\\') {
             out.push('\\');
-            rest = &tail[1..];
+            rest = after;
             continue;
         }
         let (consumed, name) = placeholder(&tail[1..]);

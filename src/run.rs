@@ -155,7 +155,8 @@ fn log_start(cli: &Cli, config: &Config, security: &WebSecurity, listener: &TcpL
     if config.report_interval >= config.service_down_time {
         warn!(
             "report_interval >= service_down_time: services heartbeating at that interval \
-             show down in cinder-api between heartbeats"
+             show down in cinder-api between heartbeats (cinder's service processes, the \
+             scheduler among them, raise their own service_down_time to 2.5 x report_interval)"
         );
     }
 }

@@ -45,13 +45,16 @@ impl Verdict {
         diagnosis: &Diagnosis,
         thresholds: &Thresholds,
     ) -> Verdict {
-        let down = thresholds.service_down_time;
         let age = heartbeat_age(reference_now, last_heartbeat);
-        let up = api_up(age, down);
+        let up = api_up(age, thresholds.service_down_time);
         Verdict {
             age,
             api_up: up,
-            scheduler_up: scheduler_up(reference_now, updated_at, down),
+            scheduler_up: scheduler_up(
+                reference_now,
+                updated_at,
+                thresholds.scheduler_service_down_time,
+            ),
             cause: diagnosis.down_cause(age, up, reference_now, thresholds),
         }
     }

@@ -43,11 +43,10 @@ impl RenderSettings {
     }
 
     fn thresholds(&self) -> Thresholds {
-        let down = self.service_down_time.as_secs_f64();
-        Thresholds {
-            service_down_time: down,
-            skew_budget: down - self.report_interval.as_secs_f64(),
-        }
+        Thresholds::new(
+            self.service_down_time.as_secs_f64(),
+            self.report_interval.as_secs_f64(),
+        )
     }
 }
 
@@ -182,6 +181,7 @@ fn render_exporter(out: &mut Exposition, published: &Published, settings: &Rende
 
 fn render_config(out: &mut Exposition, settings: &RenderSettings) {
     let thresholds = settings.thresholds();
+    let report_interval = settings.report_interval.as_secs_f64();
     plain(
         out,
         &schema::SERVICE_DOWN_TIME,
@@ -189,9 +189,10 @@ fn render_config(out: &mut Exposition, settings: &RenderSettings) {
     );
     plain(
         out,
-        &schema::REPORT_INTERVAL,
-        settings.report_interval.as_secs_f64(),
+        &schema::SCHEDULER_SERVICE_DOWN_TIME,
+        thresholds.scheduler_service_down_time,
     );
+    plain(out, &schema::REPORT_INTERVAL, report_interval);
     plain(out, &schema::SKEW_BUDGET, thresholds.skew_budget);
 }
 

@@ -84,6 +84,13 @@ family!(DATABASE_CLOCK_OFFSET, "cinder_exporter_database_clock_offset_seconds", 
 // The thresholds in force.
 family!(SERVICE_DOWN_TIME, "cinder_config_service_down_time_seconds", Gauge, NO_LABELS,
     "service_down_time the verdicts use: a service is down once its heartbeat is older than this (cinder.conf [DEFAULT] service_down_time).");
+family!(
+    SCHEDULER_SERVICE_DOWN_TIME,
+    "cinder_config_scheduler_service_down_time_seconds",
+    Gauge,
+    NO_LABELS,
+    "service_down_time the scheduler verdict uses: as configured, unless report_interval reaches it; then a cinder service process raises its own to int(2.5 * report_interval) at start, while cinder-api keeps the configured value."
+);
 family!(REPORT_INTERVAL, "cinder_config_report_interval_seconds", Gauge, NO_LABELS,
     "report_interval the services are expected to heartbeat at (cinder.conf [DEFAULT] report_interval).");
 family!(SKEW_BUDGET, "cinder_service_skew_budget_seconds", Gauge, NO_LABELS,
@@ -129,7 +136,7 @@ family!(DOWN_CAUSE, "cinder_service_down_cause", Gauge,
 
 /// Every family, in the order `/metrics` writes them.
 #[cfg(test)]
-pub const ALL: [&Family; 20] = [
+pub const ALL: [&Family; 21] = [
     &UP,
     &BUILD_INFO,
     &POLL_DURATION,
@@ -137,6 +144,7 @@ pub const ALL: [&Family; 20] = [
     &LAST_SUCCESSFUL_POLL,
     &DATABASE_CLOCK_OFFSET,
     &SERVICE_DOWN_TIME,
+    &SCHEDULER_SERVICE_DOWN_TIME,
     &REPORT_INTERVAL,
     &SKEW_BUDGET,
     &SERVICE_UP,

@@ -5,7 +5,7 @@
 //! restart or a freeze through the API, stamped by other clocks). Each time a poll sees
 //! the count advance, the latest heartbeat happened after the previous poll's reference
 //! time `R₀` and no later than this poll's `R₁`, while `updated_at` — the service's
-//! own clock, truncated to whole seconds — says the service believed it was
+//! own clock, cut to whole seconds by MariaDB — says the service believed it was
 //! `[u, u + 1)` then. So the offset (service clock minus reference clock) lies in
 //! `[u − R₁, u + 1 − R₀]`: a bracket one poll interval plus one second wide. Heartbeats
 //! land at different phases of the poll cycle and of the second, so intersecting the
@@ -23,10 +23,9 @@
 //! The bound assumes that the stamp is taken when the heartbeat becomes visible. In
 //! truth the service reads its clock before its UPDATE commits, so a heartbeat a poll
 //! just missed may carry a stamp from up to that write latency before the poll: the
-//! bound can be off by the latency (milliseconds on a healthy database). It also
-//! assumes the database truncates the stamp to whole seconds, as MariaDB does. MySQL
-//! rounds instead unless `TIME_TRUNCATE_FRACTIONAL` is set; there the bracket is half
-//! a second too high, and the truth may lie up to that much outside the bound.
+//! bound can be off by the latency (milliseconds on a healthy database). How the
+//! database kept the second (cut or rounded) sets where in it the clock read was: see
+//! [`StampWindow`].
 
 use std::collections::VecDeque;
 

@@ -225,3 +225,117 @@ fn prometheus_with_the_shipped_rules_names_the_right_services_and_causes() {
         eprintln!("  {alert}: {:?}", prometheus.select(&rules[*alert].1));
     }
 }
+
+/// A table full of rows that differ only where a label cannot show it: NULL against ""
+/// in `host` and in `binary`, one service in two zones. Prometheus must get one series
+/// per label set (none dropped as a duplicate), and every service must be there.
+#[test]
+fn rows_that_look_alike_as_labels_reach_prometheus_as_one_series_each() {
+    let db = Database::create(Schema::Cinder29);
+    let row = |host: &str, binary: &str, zone: &str, age: i64| {
+        format!(
+            "(UTC_TIMESTAMP() - INTERVAL 1 HOUR, UTC_TIMESTAMP() - INTERVAL {age} SECOND, 0, \
+             {host}, {binary}, 'cinder-volume', 3, 0, '{zone}')"
+        )
+    };
+    let rows = [
+        row("NULL", "'cinder-volume'", "nova", 1),
+        row("''", "'cinder-volume'", "nova", 2),
+        row("'ctl1'", "NULL", "nova", 3),
+        row("''", "''", "nova", 1),
+        row("'ctl1'", "''", "nova", 2),
+        row("NULL", "NULL", "nova", 3),
+        row("'zoned@lvm'", "'cinder-volume'", "az1", 1),
+        row("'zoned@lvm'", "'cinder-volume'", "az2", 2),
+        row("'plain@lvm'", "'cinder-volume'", "nova", 1),
+    ];
+    db.exec(&format!(
+        "INSERT INTO services (created_at, updated_at, deleted, host, `binary`, topic, \
+         report_count, disabled, availability_zone) VALUES {}",
+        rows.join(", ")
+    ));
+    let exporter = Exporter::start(ExporterOptions::for_database(&db.url()));
+    let scrape = exporter.wait_for("the rows", Duration::from_secs(30), |s| {
+        !s.find("cinder_service_up", &[]).is_empty()
+    });
+    // (host, binary) pairs the series show: each once.
+    let expected: BTreeSet<(String, String)> = [
+        ("", "cinder-volume"),
+        ("ctl1", ""),
+        ("", ""),
+        ("zoned@lvm", "cinder-volume"),
+        ("plain@lvm", "cinder-volume"),
+    ]
+    .iter()
+    .map(|(h, b)| (h.to_string(), b.to_string()))
+    .collect();
+    for metric in scrape.metric_names() {
+        let sets: Vec<_> = scrape
+            .find(&metric, &[])
+            .iter()
+            .map(|s| s.labels.0.clone())
+            .collect();
+        let unique: BTreeSet<_> = sets.iter().collect();
+        assert_eq!(unique.len(), sets.len(), "{metric}: a label set twice");
+    }
+    let shown: BTreeSet<(String, String)> = scrape
+        .find("cinder_service_up", &[])
+        .iter()
+        .map(|s| {
+            let label = |name| s.labels.get(name).unwrap_or("?").to_string();
+            (label("host"), label("binary"))
+        })
+        .collect();
+    assert_eq!(shown, expected);
+    // The freshest row of each is the one published: the zone of the 1 s old row.
+    assert!(
+        scrape
+            .find(
+                "cinder_service_up",
+                &[("host", "zoned@lvm"), ("zone", "az1")]
+            )
+            .len()
+            == 1
+    );
+
+    // Prometheus scrapes it several times and drops nothing.
+    let prometheus = Prometheus::start(&exporter.address);
+    wait_until("five scrapes", Duration::from_secs(60), || {
+        prometheus
+            .api(
+                "/api/v1/query",
+                &[("query", "count_over_time(up{job=\"cinder\"}[1m]) >= 5")],
+            )
+            .is_some_and(|d| d["result"].as_array().is_some_and(|r| r.len() == 1))
+    });
+    let scalar = |expr: &str| -> f64 {
+        let data = prometheus
+            .api("/api/v1/query", &[("query", expr)])
+            .unwrap_or_else(|| panic!("query failed: {expr}"));
+        data["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{expr}: {data}"))
+    };
+    // Prometheus' own counter of samples it dropped as duplicates, from its /metrics.
+    let own = ureq::get(&format!("http://{}/metrics", prometheus.address))
+        .call()
+        .expect("Prometheus' /metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("body");
+    let duplicates = own
+        .lines()
+        .find_map(|l| l.strip_prefix("prometheus_target_scrapes_sample_duplicate_timestamp_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert_eq!(duplicates, Some(0.0));
+    assert_eq!(scalar("count(cinder_service_up)"), expected.len() as f64);
+    assert_eq!(scalar("min(up{job=\"cinder\"})"), 1.0);
+    // Each collision was logged once, however many polls saw it.
+    let log = exporter.log();
+    assert_eq!(
+        log.matches("show as one series").count(),
+        4,
+        "one line per row left out:\n{log}"
+    );
+}

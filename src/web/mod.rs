@@ -2,6 +2,7 @@
 //! `--web.config.file` adds (TLS, client certificates, basic auth, headers).
 
 mod basic_auth;
+mod certificate;
 mod config;
 mod routes;
 mod server;

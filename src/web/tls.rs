@@ -2,8 +2,9 @@
 //! mysql_async already links) built from the PEM files and client-certificate policy
 //! that `--web.config.file` names, in exporter-toolkit's terms.
 //!
-//! Everything here runs once at start-up; a problem is reported with the web config key
-//! it comes from, so the caller can point at the right line.
+//! The configuration is built when the web config is read (at start and on reload); a
+//! problem is reported with the web config key it comes from, so the caller can point
+//! at the right line. The certificate itself follows its files ([`CertificateFiles`]).
 
 use std::fmt;
 use std::io::Read as _;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::certificate::CertificateFiles;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
@@ -20,6 +22,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
+
+use super::certificate::CertificateFiles;
 
 /// A client must finish the TLS handshake within this time, or a client that opens a
 /// connection and stalls mid-handshake would hold a connection slot indefinitely.
@@ -133,8 +137,11 @@ pub struct TlsError {
 /// The server speaks HTTP/1.1 only, and says so in ALPN.
 pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = read_certificates(&settings.cert_file, "cert_file")?;
-    let key = read_private_key(&settings.key_file)?;
+    let certificate = CertificateFiles::load(
+        &settings.cert_file,
+        &settings.key_file,
+        Arc::clone(&provider),
+    )?;
     let verifier = client_verifier(settings, &provider)?;
     let versions: Vec<_> = [TlsVersion::Tls12, TlsVersion::Tls13]
         .into_iter()
@@ -148,15 +155,7 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsErr
             message: format!("unusable TLS versions: {e}"),
         })?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsError {
-            key: "key_file",
-            message: format!(
-                "{} does not go with the certificate in {}: {e}",
-                settings.key_file.display(),
-                settings.cert_file.display()
-            ),
-        })?;
+        .with_cert_resolver(Arc::new(certificate));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -276,7 +275,7 @@ fn read_pem(path: &Path, key: &'static str) -> Result<Vec<u8>, TlsError> {
     Ok(bytes)
 }
 
-fn read_certificates(
+pub(super) fn read_certificates(
     path: &Path,
     key: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -299,7 +298,7 @@ fn read_certificates(
     Ok(certificates)
 }
 
-fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(super) fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let bytes = read_pem(path, "key_file")?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError {
         key: "key_file",

@@ -9,12 +9,16 @@ use std::time::{Duration, Instant};
 use mysql_async::Pool;
 use tracing::{debug, info, warn};
 
-use crate::cinder::{keep_freshest, Diagnosis, HeartbeatTracker, ServiceKey, ServiceRow};
+use crate::cinder::{
+    group_clusters, keep_freshest, Diagnosis, HeartbeatTracker, Member, ServiceKey, ServiceRow,
+};
 use crate::config::Config;
 use crate::database::{detect_schema, read_services, ReadError, Reading, Schema, OPTIONAL_COLUMNS};
-use crate::metrics::{identity_labels, info_labels};
+use crate::metrics::{cluster_labels, identity_labels, info_labels, label_text};
 use crate::shutdown::Shutdown;
-use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
+use crate::snapshot::{
+    ClusterState, PollHealth, Published, ServiceState, ServiceText, SharedState, Snapshot,
+};
 
 /// Longest wait between attempts while the database is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -80,6 +84,7 @@ impl Poller {
         };
         match result {
             Ok((reading, services)) => {
+                let clusters = clusters_of(&services);
                 if self.consecutive_failures > 0 {
                     info!(
                         after_failures = self.consecutive_failures,
@@ -96,6 +101,7 @@ impl Poller {
                     reference_time: reading.reference_time,
                     taken_at: reading.sent_at,
                     services,
+                    clusters,
                 }));
                 self.health.last_poll_duration_seconds = started.elapsed().as_secs_f64();
             }
@@ -150,7 +156,7 @@ impl Poller {
                 .or_insert_with(|| (poll, HeartbeatTracker::new()));
             *seen = poll;
             tracker.observe(reference_time, row.report_count, row.updated_at);
-            let state = service_state(&row, tracker.diagnosis());
+            let state = service_state(&row, tracker.diagnosis(), reference_time);
             candidates.push((ServiceKey::of(row), state));
         })
         .await?;
@@ -181,8 +187,16 @@ impl Poller {
 
 /// What the snapshot keeps of a row: its label sets, built once here, and the facts
 /// the verdicts need at scrape time.
-fn service_state(row: &ServiceRow, diagnosis: Diagnosis) -> ServiceState {
+fn service_state(row: &ServiceRow, diagnosis: Diagnosis, poll_time: f64) -> ServiceState {
     ServiceState {
+        heartbeat_silence: diagnosis.silence(poll_time),
+        text: ServiceText {
+            host: label_text(&row.host).to_string(),
+            binary: label_text(&row.binary).to_string(),
+            zone: label_text(&row.availability_zone).to_string(),
+            disabled_reason: label_text(&row.disabled_reason).to_string(),
+            cluster: label_text(&row.cluster_name).to_string(),
+        },
         labels: identity_labels(row),
         info_labels: info_labels(row),
         enabled: row.enabled(),
@@ -191,4 +205,20 @@ fn service_state(row: &ServiceRow, diagnosis: Diagnosis) -> ServiceState {
         updated_at: row.updated_at,
         diagnosis,
     }
+}
+
+/// The clusters of one poll's services, with their label sets built once.
+fn clusters_of(services: &[ServiceState]) -> Vec<ClusterState> {
+    let members = services.iter().map(|s| Member {
+        cluster_name: Some(s.text.cluster.as_str()),
+        binary: Some(s.text.binary.as_str()),
+        updated_at: s.updated_at,
+    });
+    group_clusters(members)
+        .into_iter()
+        .map(|cluster| ClusterState {
+            labels: cluster_labels(&cluster),
+            cluster,
+        })
+        .collect()
 }

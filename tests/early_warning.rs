@@ -269,9 +269,9 @@ fn heartbeats_missed_fires_before_cinder_shows_the_service_down_and_only_for_it(
     );
     let stored_stamp: i64 =
         db.query_one("SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', updated_at) FROM services WHERE host = 'stops@lvm'");
-    let series = prometheus.query(&format!(
-        "ALERTS{{alertname=\"CinderServiceHeartbeatsMissed\",alertstate=\"firing\",host=\"stops@lvm\"}}[10m]"
-    ));
+    let series = prometheus.query(
+        "ALERTS{alertname=\"CinderServiceHeartbeatsMissed\",alertstate=\"firing\",host=\"stops@lvm\"}[10m]",
+    );
     let first_firing = series[0]["values"][0][0].as_f64().expect("a firing sample");
     let delay = first_firing - last_beat;
     // cinder-api shows it down once now - updated_at (whole seconds) > service_down_time.

@@ -35,9 +35,9 @@ pub fn render(published: &Published, context: &PageContext) -> String {
     let mut out = String::with_capacity(64 * 1024);
     head(&mut out);
     out.push_str("<body>\n<header><h1>Cinder services</h1>");
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p class=\"sub\">cinder_exporter {} &middot; refreshes every {REFRESH_SECONDS} s</p></header>\n",
+        "<p class=\"sub\">cinder_exporter {} &middot; refreshes every {REFRESH_SECONDS} s</p></header>",
         env!("CARGO_PKG_VERSION")
     );
     let fresh = published.snapshot.as_ref().filter(|snapshot| {
@@ -185,20 +185,20 @@ fn service_table(
     thresholds: &Thresholds,
 ) {
     let total = snapshot.services.len();
-    let _ = write!(out, "<h2 id=\"services\">Services ({total})</h2>\n");
+    let _ = writeln!(out, "<h2 id=\"services\">Services ({total})</h2>");
     if total > shown.len() {
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<p class=\"note\">Showing {} of {total} services: enabled services that are down \
              first, then the others by binary and host. Every service is on the metrics \
-             endpoint and the dashboard.</p>\n",
+             endpoint and the dashboard.</p>",
             shown.len()
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<p class=\"note\">Down after {:.0} s without a heartbeat (service_down_time); \
-         cinder-api judges abs(age), the scheduler judges updated_at alone.</p>\n",
+         cinder-api judges abs(age), the scheduler judges updated_at alone.</p>",
         thresholds.service_down_time
     );
     out.push_str(
@@ -238,7 +238,7 @@ fn service_row(out: &mut String, service: &ServiceState, v: &Verdict) {
     } else {
         out.push_str("<span class=\"pill off\">disabled</span>");
         if !text.disabled_reason.is_empty() {
-            out.push_str(" ");
+            out.push(' ');
             escape(out, &text.disabled_reason);
         }
     }
@@ -265,16 +265,16 @@ fn cluster_table(out: &mut String, snapshot: &Snapshot, verdicts: &[ClusterVerdi
         return;
     }
     let total = snapshot.clusters.len();
-    let _ = write!(out, "<h2 id=\"clusters\">Clusters ({total})</h2>\n");
+    let _ = writeln!(out, "<h2 id=\"clusters\">Clusters ({total})</h2>");
     // Down clusters first, then the others by name, within the same cap.
     let order = (0..total)
         .filter(|&i| !verdicts[i].up)
         .chain((0..total).filter(|&i| verdicts[i].up))
         .take(MAX_ROWS);
     if total > MAX_ROWS {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"note\">Showing {MAX_ROWS} of {total} clusters, those down first.</p>\n"
+            "<p class=\"note\">Showing {MAX_ROWS} of {total} clusters, those down first.</p>"
         );
     }
     out.push_str(
@@ -291,9 +291,9 @@ fn cluster_table(out: &mut String, snapshot: &Snapshot, verdicts: &[ClusterVerdi
         escape(out, &cluster.binary);
         out.push_str("</td><td>");
         pill(out, v.up);
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "</td><td class=\"num\">{} of {}</td></tr>\n",
+            "</td><td class=\"num\">{} of {}</td></tr>",
             v.services_up, v.services
         );
     }
@@ -335,9 +335,9 @@ fn exporter_state(out: &mut String, published: &Published, context: &PageContext
         );
     }
     let settings = context.settings;
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<dt>service_down_time</dt><dd>{:.0} s</dd><dt>report_interval</dt><dd>{:.0} s</dd></dl>\n",
+        "<dt>service_down_time</dt><dd>{:.0} s</dd><dt>report_interval</dt><dd>{:.0} s</dd></dl>",
         settings.service_down_time.as_secs_f64(),
         settings.report_interval.as_secs_f64()
     );

@@ -229,11 +229,15 @@ fn heartbeats_missed_fires_before_cinder_shows_the_service_down_and_only_for_it(
         "UPDATE services SET cluster_name = 'c1@lvm' WHERE host IN ('healthy@lvm', 'slow@lvm')",
     );
     db.exec("UPDATE services SET cluster_name = 'c2@lvm' WHERE host = 'stops@lvm'");
-    let exporter = Exporter::start(ExporterOptions::for_database(&db.url()).with_config(
-        &format!(
-            "poll_interval: 1s\nservice_down_time: {SERVICE_DOWN_TIME}s\nreport_interval: {REPORT_INTERVAL}s"
-        ),
-    ));
+    let exporter = Exporter::start(ExporterOptions {
+        config: Some(format!(
+            "database:\n  url: {}\npoll_interval: 1s\nservice_down_time: {SERVICE_DOWN_TIME}s\n\
+             report_interval: {REPORT_INTERVAL}s\n",
+            db.url()
+        )),
+        env: Vec::new(),
+        args: Vec::new(),
+    });
     let prometheus = Prometheus::start(&exporter.address);
 
     let missed = "ALERTS{alertname=\"CinderServiceHeartbeatsMissed\"}";

@@ -78,7 +78,7 @@ h2{font-size:1.1rem;margin:1.5rem 0 .5rem}.sub{margin:0 0 .8rem;color:#616e7c}\
 .card b{display:block;font-size:1.4rem}.card.bad b{color:#c62828}.card.ok b{color:#2e7d32}\
 table{border-collapse:collapse;background:#fff;border:1px solid #d9dee4;width:100%}\
 th,td{padding:.3rem .6rem;text-align:left;border-bottom:1px solid #eef0f3;vertical-align:top}\
-th{background:#eef0f3;font-weight:600;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
+th{background:#eef0f3;font-weight:600;white-space:nowrap}td:nth-child(2),td:nth-child(3){white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 tr.down td{background:#fdecea}tr.disabled td{color:#7b8794}\
 .pill{display:inline-block;border-radius:9px;padding:0 .5rem;font-size:.85em;font-weight:600}\
 .up{background:#e3f4e4;color:#1b5e20}.dn{background:#c62828;color:#fff}.off{background:#e4e7eb;color:#52606d}\

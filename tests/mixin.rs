@@ -515,8 +515,9 @@ fn every_metric_referenced_is_exported_or_recorded() {
     let db = common::Database::create(common::Schema::Cinder29);
     db.exec(
         "INSERT INTO services (created_at, updated_at, deleted, host, `binary`, topic, \
-         report_count, disabled, availability_zone) VALUES (UTC_TIMESTAMP(), \
-         UTC_TIMESTAMP(), 0, 'h1@lvm', 'cinder-volume', 'cinder-volume', 1, 0, 'nova')",
+         report_count, disabled, availability_zone, cluster_name) VALUES (UTC_TIMESTAMP(), \
+         UTC_TIMESTAMP(), 0, 'h1@lvm', 'cinder-volume', 'cinder-volume', 1, 0, 'nova', \
+         'c1@lvm')",
     );
     let exporter = common::Exporter::start(common::ExporterOptions::for_database(&db.url()));
     exporter.wait_for("the service", Duration::from_secs(20), |s| {
@@ -995,6 +996,29 @@ fn the_alertmanager_example_keeps_one_incident_one_page() {
                 "critical",
                 "a:9847",
                 "h3@lvm",
+                "nova",
+                "cinder-volume",
+            ),
+            false,
+        ),
+        // The early warning gives way once the service's down pages; not elsewhere.
+        (
+            service(
+                "CinderServiceHeartbeatsMissed",
+                "warning",
+                "a:9847",
+                "h3@lvm",
+                "nova",
+                "cinder-volume",
+            ),
+            true,
+        ),
+        (
+            service(
+                "CinderServiceHeartbeatsMissed",
+                "warning",
+                "a:9847",
+                "h5@lvm",
                 "nova",
                 "cinder-volume",
             ),

@@ -10,5 +10,5 @@ mod schema;
 
 pub use body::MetricsBody;
 pub use exposition::LabelSet;
-pub use labels::{cut_as_label, identity_labels, info_labels};
+pub use labels::{cluster_labels, cut_as_label, identity_labels, info_labels, text as label_text};
 pub use render::{ExpositionWriter, RenderSettings};

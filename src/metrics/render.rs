@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::exposition::{Exposition, LabelSet};
 use super::schema::{self, Family};
-use crate::cinder::{DownCause, Thresholds, Verdict};
+use crate::cinder::{ClusterVerdict, DownCause, Thresholds, Verdict};
 use crate::snapshot::{Published, ServiceState, Snapshot};
 
 /// Size of the pieces a scrape is written and sent in.
@@ -42,7 +42,8 @@ impl RenderSettings {
         ])
     }
 
-    fn thresholds(&self) -> Thresholds {
+    /// The thresholds the verdicts use, from these settings.
+    pub fn thresholds(&self) -> Thresholds {
         Thresholds::new(
             self.service_down_time.as_secs_f64(),
             self.report_interval.as_secs_f64(),
@@ -74,8 +75,12 @@ struct ServiceCursor {
     /// The scrape's instant on the reference clock.
     reference_now: f64,
     thresholds: Thresholds,
+    /// Index into [`SERVICE_FAMILIES`], then past it into [`CLUSTER_FAMILIES`].
     family: usize,
+    /// Index of the next service (or cluster) to write in the current family.
     service: usize,
+    /// The clusters' verdicts at the scrape's instant, computed once on reaching them.
+    cluster_verdicts: Option<Vec<ClusterVerdict>>,
 }
 
 impl ExpositionWriter {
@@ -126,6 +131,7 @@ impl ServiceCursor {
             thresholds,
             family: 0,
             service: 0,
+            cluster_verdicts: None,
         }
     }
 
@@ -156,9 +162,46 @@ impl ServiceCursor {
             self.family += 1;
             self.service = 0;
         }
+        let clusters = &self.snapshot.clusters;
+        let verdicts = self.cluster_verdicts.get_or_insert_with(|| {
+            let down_time = self.thresholds.service_down_time;
+            clusters
+                .iter()
+                .map(|c| {
+                    c.cluster
+                        .verdict(self.reference_now, down_time, |i| services[i].updated_at)
+                })
+                .collect()
+        });
+        while let Some((family, value)) = CLUSTER_FAMILIES.get(self.family - SERVICE_FAMILIES.len())
+        {
+            if self.service == 0 {
+                out.family(family);
+            }
+            while let (Some(cluster), Some(verdict)) =
+                (clusters.get(self.service), verdicts.get(self.service))
+            {
+                out.sample(family.name, &cluster.labels, "", value(verdict));
+                self.service += 1;
+                if out.len() >= min_bytes {
+                    return true;
+                }
+            }
+            self.family += 1;
+            self.service = 0;
+        }
         false
     }
 }
+
+/// The per-cluster families and each one's value from the cluster's verdict.
+type ClusterFamily = (&'static Family, fn(&ClusterVerdict) -> f64);
+
+const CLUSTER_FAMILIES: [ClusterFamily; 3] = [
+    (&schema::CLUSTER_UP, |v| bool_value(v.up)),
+    (&schema::CLUSTER_SERVICES, |v| v.services as f64),
+    (&schema::CLUSTER_SERVICES_UP, |v| v.services_up as f64),
+];
 
 fn render_exporter(out: &mut Exposition, published: &Published, settings: &RenderSettings) {
     let health = &published.health;
@@ -244,7 +287,7 @@ macro_rules! judged {
     };
 }
 
-const SERVICE_FAMILIES: [ServiceFamily; 11] = [
+const SERVICE_FAMILIES: [ServiceFamily; 12] = [
     judged!(SERVICE_UP, |v| Some(bool_value(v.api_up))),
     judged!(SCHEDULER_UP, |v| Some(bool_value(v.scheduler_up))),
     fact!(ENABLED, |s| Some(bool_value(s.enabled))),
@@ -277,6 +320,7 @@ const SERVICE_FAMILIES: [ServiceFamily; 11] = [
             }
         },
     },
+    fact!(HEARTBEAT_SILENCE, |s| Some(s.heartbeat_silence)),
 ];
 
 /// `cause="..."` rendered once per cause, indexed by the enum's discriminant.
@@ -299,8 +343,8 @@ fn bool_value(b: bool) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cinder::Diagnosis;
-    use crate::snapshot::PollHealth;
+    use crate::cinder::{group_clusters, Diagnosis, Member};
+    use crate::snapshot::{ClusterState, PollHealth, ServiceText};
 
     #[test]
     fn cause_labels_follow_the_enum() {
@@ -330,12 +374,15 @@ mod tests {
                 count_seen_since: 995.0,
                 advance_seen: true,
             },
+            heartbeat_silence: 10.0,
+            text: ServiceText::default(),
         };
         Arc::new(Published {
             snapshot: Some(Arc::new(Snapshot {
                 reference_time: 1_005.0,
                 taken_at,
                 services: (0..services).map(service).collect(),
+                clusters: Vec::new(),
             })),
             health: PollHealth {
                 last_poll_ok: true,
@@ -401,5 +448,62 @@ mod tests {
         assert!(text.contains("cinder_up 1\n"));
         let text = render(&published, &settings(), now + Duration::from_secs(29));
         assert!(text.contains("cinder_service_heartbeat_age_seconds{host=\"node1@lvm\",binary=\"cinder-volume\",zone=\"nova\"} 34\n"));
+    }
+
+    #[test]
+    fn clusters_are_judged_at_the_scrape_instant() {
+        let now = Instant::now();
+        let services = published(3, now)
+            .snapshot
+            .as_ref()
+            .unwrap()
+            .services
+            .clone();
+        let mut snapshot = Snapshot {
+            reference_time: 1_005.0,
+            taken_at: now,
+            services,
+            clusters: Vec::new(),
+        };
+        // Members 0 and 1 in c1@lvm, member 1 silent; member 2 alone in c2@lvm, silent.
+        snapshot.services[1].updated_at = Some(900);
+        snapshot.services[2].updated_at = Some(900);
+        let names = ["c1@lvm", "c1@lvm", "c2@lvm"];
+        let members = (0..3).map(|i| Member {
+            cluster_name: Some(names[i]),
+            binary: Some("cinder-volume"),
+            updated_at: snapshot.services[i].updated_at,
+        });
+        snapshot.clusters = group_clusters(members)
+            .into_iter()
+            .map(|cluster| ClusterState {
+                labels: crate::metrics::cluster_labels(&cluster),
+                cluster,
+            })
+            .collect();
+        let published = Arc::new(Published {
+            snapshot: Some(Arc::new(snapshot)),
+            health: PollHealth::default(),
+        });
+        let text = render(&published, &settings(), now);
+        for line in [
+            "cinder_cluster_up{cluster=\"c1@lvm\",binary=\"cinder-volume\"} 1\n",
+            "cinder_cluster_up{cluster=\"c2@lvm\",binary=\"cinder-volume\"} 0\n",
+            "cinder_cluster_services{cluster=\"c1@lvm\",binary=\"cinder-volume\"} 2\n",
+            "cinder_cluster_services_up{cluster=\"c1@lvm\",binary=\"cinder-volume\"} 1\n",
+            "cinder_cluster_services_up{cluster=\"c2@lvm\",binary=\"cinder-volume\"} 0\n",
+            "cinder_service_heartbeat_silence_seconds{host=\"node0@lvm\",binary=\"cinder-volume\",zone=\"nova\"} 10\n",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        // 56 s later the freshest member (1000) is 61 s old: the cluster is down.
+        let patient = RenderSettings {
+            stale_after: Duration::from_secs(120),
+            ..settings()
+        };
+        let later = render(&published, &patient, now + Duration::from_secs(56));
+        assert!(
+            later.contains("cinder_cluster_up{cluster=\"c1@lvm\",binary=\"cinder-volume\"} 0\n")
+        );
     }
 }

@@ -14,13 +14,16 @@ pub struct Family {
     pub help: &'static str,
     /// Labels of its samples in output order, besides the identity labels
     /// ([`SERVICE_LABELS`]) that every `cinder_service_*` family but the skew budget
-    /// carries first.
+    /// carries first. The `cinder_cluster_*` families carry exactly these.
     pub labels: &'static [&'static str],
 }
 
 /// What identifies a service in every per-service series: cinder's `(host, binary)`,
 /// and the availability zone operators group by.
 pub const SERVICE_LABELS: [&str; 3] = ["host", "binary", "zone"];
+
+/// What identifies a cluster: cinder's `clusters` row is unique on `(name, binary)`.
+pub const CLUSTER_LABELS: [&str; 2] = ["cluster", "binary"];
 
 /// The labels `cinder_service_info` adds to [`SERVICE_LABELS`].
 pub const INFO_LABELS: [&str; 9] = [
@@ -134,9 +137,30 @@ family!(DOWN_CAUSE, "cinder_service_down_cause", Gauge,
     &["cause"],
     "Why the service shows down in cinder-api, one-hot over cause: none (up), heartbeat_stopped, clock_skew, heartbeat_late, unknown (not enough observations yet).");
 
+family!(HEARTBEAT_SILENCE, "cinder_service_heartbeat_silence_seconds", Gauge, NO_LABELS,
+    "Seconds report_count has certainly not advanced, as of the latest poll and by the database clock: since the poll that saw its latest advance (or first saw the service). Immune to the service's clock.");
+
+// Per cluster (services with a cluster_name): cinder's Cluster.is_up.
+family!(CLUSTER_UP, "cinder_cluster_up", Gauge, &CLUSTER_LABELS,
+    "1 if cinder sees the cluster up: the latest updated_at of its services >= now - service_down_time (the scheduler's rule), now being the database clock.");
+family!(
+    CLUSTER_SERVICES,
+    "cinder_cluster_services",
+    Gauge,
+    &CLUSTER_LABELS,
+    "Services whose cluster_name is this cluster, enabled or not."
+);
+family!(
+    CLUSTER_SERVICES_UP,
+    "cinder_cluster_services_up",
+    Gauge,
+    &CLUSTER_LABELS,
+    "Services of the cluster the scheduler sees up: updated_at >= now - service_down_time."
+);
+
 /// Every family, in the order `/metrics` writes them.
 #[cfg(test)]
-pub const ALL: [&Family; 21] = [
+pub const ALL: [&Family; 25] = [
     &UP,
     &BUILD_INFO,
     &POLL_DURATION,
@@ -158,6 +182,10 @@ pub const ALL: [&Family; 21] = [
     &CLOCK_OFFSET,
     &CLOCK_OFFSET_UNCERTAINTY,
     &DOWN_CAUSE,
+    &HEARTBEAT_SILENCE,
+    &CLUSTER_UP,
+    &CLUSTER_SERVICES,
+    &CLUSTER_SERVICES_UP,
 ];
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
-//! What the exporter answers: `/metrics`, the landing page, `/-/healthy` and
+//! What the exporter answers: `/metrics`, the status page at `/`, `/-/healthy` and
 //! `/-/ready`, behind basic auth and the configured extra headers.
 //!
-//! Scrapes are served from the published snapshot only: they never touch the
-//! database.
+//! Scrapes and the status page are served from the published snapshot only: they
+//! never touch the database.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,12 +11,13 @@ use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderName, HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE,
-    VARY, WWW_AUTHENTICATE,
+    HeaderName, HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CACHE_CONTROL,
+    CONTENT_ENCODING, CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::basic_auth::{BasicAuth, REALM};
+use super::status_page::{self, PageContext};
 use crate::metrics::{ExpositionWriter, MetricsBody, RenderSettings};
 use crate::snapshot::SharedState;
 
@@ -105,7 +106,7 @@ impl App {
             return self.metrics(gzip);
         }
         match path {
-            "/" => self.landing_page(),
+            "/" => self.status_page(),
             "/-/healthy" => text(StatusCode::OK, "OK\n"),
             "/-/ready" if self.state.is_ready() => text(StatusCode::OK, "Ready\n"),
             "/-/ready" => text(
@@ -131,22 +132,22 @@ impl App {
         response
     }
 
-    fn landing_page(&self) -> Response<ResponseBody> {
-        let path = html_escape(&self.telemetry_path);
-        let page = format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Cinder Exporter</title></head>\n\
-             <body>\n<h1>Cinder Exporter</h1>\n\
-             <p>Prometheus exporter for OpenStack Cinder services: up/down exactly as cinder judges it, and why.</p>\n\
-             <ul>\n<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n\
-             <li><a href=\"/-/ready\">Readiness</a> (ready once the first poll of the database succeeded)</li>\n</ul>\n\
-             <p>Version {}</p>\n</body>\n</html>\n",
-            env!("CARGO_PKG_VERSION")
-        );
+    /// The live status page, from the latest published snapshot at this instant.
+    fn status_page(&self) -> Response<ResponseBody> {
+        let context = PageContext {
+            settings: &self.settings,
+            telemetry_path: &self.telemetry_path,
+            now: Instant::now(),
+        };
+        let page = status_page::render(&self.state.current(), &context);
         let mut response = Response::new(Either::Left(Full::new(Bytes::from(page))));
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
+        // Live data: a cached copy would show a fleet that no longer exists.
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
 }
@@ -185,13 +186,6 @@ pub fn accepts_gzip(header: &str) -> bool {
         });
         (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
     })
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

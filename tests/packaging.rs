@@ -563,7 +563,9 @@ impl EmptyRoot {
                 "--log.level=debug",
             ])
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .env_clear();
+            // Nothing of this process's environment reaches the exporter; PATH finds chroot.
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
         Running::start(command, port, self.dir.path())
     }
 }

@@ -11,10 +11,11 @@
 mod common;
 
 use std::fs;
-use std::net::ToSocketAddrs;
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{block_on, free_port, repository, Database, Schema, Scrape};
@@ -396,37 +397,74 @@ fn the_static_binary_needs_no_shared_library() {
     );
 }
 
-#[test]
-fn the_static_binary_alone_in_an_empty_root_reads_the_database_by_host_name() {
-    let Some(()) = need_root("run the static binary in a chroot") else {
-        return;
-    };
+/// A database of the shared test server with one live service, its server's IP
+/// address, and its URL with the host replaced by `name`.
+fn database_reached_as(name: &str) -> (Database, IpAddr, String) {
     let db = Database::create(Schema::Cinder29);
     insert_service(&db, "ctl1@lvm", "cinder-volume");
-    // The test server's address, reached by the name `cinderdb` from inside.
-    let url = url::Url::parse(&db.url()).unwrap();
+    let mut url = url::Url::parse(&db.url()).unwrap();
     let address = (url.host_str().unwrap(), url.port().unwrap_or(3306))
         .to_socket_addrs()
         .expect("resolve the test server")
         .next()
         .unwrap();
-    let mut by_name = url.clone();
-    by_name.set_host(Some("cinderdb")).unwrap();
+    url.set_host(Some(name)).unwrap();
+    (db, address.ip(), url.to_string())
+}
 
-    let root = EmptyRoot::new(&address.ip().to_string());
-    root.write("config.yml", &config_for(by_name.as_str()));
+/// The exporter sees the service, so it reached the database.
+fn service_seen(scrape: &Scrape) -> bool {
+    scrape.value("cinder_up", &[]) == Some(1.0)
+        && scrape.value(
+            "cinder_service_up",
+            &[("host", "ctl1@lvm"), ("binary", "cinder-volume")],
+        ) == Some(1.0)
+}
+
+#[test]
+fn the_static_binary_alone_in_an_empty_root_reads_the_database_by_host_name() {
+    let Some(()) = need_root("run the static binary in a chroot") else {
+        return;
+    };
+    // Built first: the service's heartbeat must still be fresh when the exporter starts.
+    static_binary();
+    let (_db, address, url) = database_reached_as("cinderdb");
+    let root = EmptyRoot::new(&address.to_string());
+    root.write("config.yml", &config_for(&url));
     let exporter = root.start();
-    exporter.wait_for("the service, read by host name", |s| {
-        s.value("cinder_up", &[]) == Some(1.0)
-            && s.value(
-                "cinder_service_up",
-                &[("host", "ctl1@lvm"), ("binary", "cinder-volume")],
-            ) == Some(1.0)
-    });
+    exporter.wait_for("the service, the server named in /etc/hosts", service_seen);
     assert!(
-        exporter.log().contains("cinderdb"),
+        exporter.log().contains("@cinderdb:"),
         "the log does not name the host:\n{}",
         exporter.log()
+    );
+}
+
+#[test]
+fn the_static_binary_alone_in_an_empty_root_resolves_the_database_by_dns() {
+    let Some(()) = need_root("run the static binary in a chroot and serve DNS on port 53") else {
+        return;
+    };
+    // Built first: the service's heartbeat must still be fresh when the exporter starts.
+    static_binary();
+    let (_db, address, url) = database_reached_as("cinderdb.example");
+    let IpAddr::V4(address) = address else {
+        eprintln!("SKIPPED: the test DNS server answers A records; the test server is {address}");
+        return;
+    };
+    let dns = DnsServer::start(address);
+    let root = EmptyRoot::new("192.0.2.1"); // `cinderdb` only: not the name used here
+    root.write(
+        "etc/resolv.conf",
+        &format!("nameserver {}\noptions timeout:1 attempts:2\n", dns.address),
+    );
+    root.write("config.yml", &config_for(&url));
+    let exporter = root.start();
+    exporter.wait_for("the service, the server named by DNS", service_seen);
+    assert!(
+        dns.questions().iter().any(|q| q == "cinderdb.example"),
+        "no DNS question for cinderdb.example: {:?}",
+        dns.questions()
     );
 }
 
@@ -435,6 +473,7 @@ fn the_static_binary_alone_in_an_empty_root_verifies_tls_with_only_the_named_ca(
     let Some(()) = need_root("run the static binary in a chroot") else {
         return;
     };
+    static_binary(); // built before the service's heartbeat starts to age
     let ca = Authority::new("cinder database CA");
     let server = TlsServer::start(&ca, "cinderdb");
     let db = Database::create_on(&server.url, Schema::Cinder29);
@@ -463,13 +502,7 @@ fn the_static_binary_alone_in_an_empty_root_verifies_tls_with_only_the_named_ca(
     root.write("ca.pem", &ca.pem);
     root.write("config.yml", &config_for(&url("/ca.pem")));
     let exporter = root.start();
-    exporter.wait_for("the service, over TLS", |s| {
-        s.value("cinder_up", &[]) == Some(1.0)
-            && s.value(
-                "cinder_service_up",
-                &[("host", "ctl1@lvm"), ("binary", "cinder-volume")],
-            ) == Some(1.0)
-    });
+    exporter.wait_for("the service, over TLS", service_seen);
 
     // Another CA: the same server is refused, so the certificate really is checked.
     let other = Authority::new("some other CA");
@@ -568,6 +601,88 @@ impl EmptyRoot {
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
         Running::start(command, port, self.dir.path())
     }
+}
+
+/// A DNS server for one test on port 53 of a loopback address of its own (resolv.conf
+/// cannot name a port): it answers every A question with `answer` and records the
+/// names asked. Stops on drop.
+struct DnsServer {
+    address: Ipv4Addr,
+    questions: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl DnsServer {
+    fn start(answer: Ipv4Addr) -> DnsServer {
+        let (socket, address) = (0..50)
+            .find_map(|_| {
+                let address = Ipv4Addr::new(127, 53, fastrand::u8(1..255), fastrand::u8(1..255));
+                UdpSocket::bind((address, 53)).ok().map(|s| (s, address))
+            })
+            .expect("bind port 53 on a loopback address");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let questions = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (questions, stop) = (Arc::clone(&questions), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 512];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((length, peer)) = socket.recv_from(&mut buffer) else {
+                        continue;
+                    };
+                    if let Some((name, reply)) = dns_reply(&buffer[..length], answer) {
+                        questions.lock().unwrap().push(name);
+                        let _ = socket.send_to(&reply, peer);
+                    }
+                }
+            });
+        }
+        DnsServer {
+            address,
+            questions,
+            stop,
+        }
+    }
+
+    fn questions(&self) -> Vec<String> {
+        self.questions.lock().unwrap().clone()
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The name asked in a DNS query, and the reply: `answer` for an A question, no
+/// records (but no error) for any other type.
+fn dns_reply(query: &[u8], answer: Ipv4Addr) -> Option<(String, Vec<u8>)> {
+    let mut labels = Vec::new();
+    let mut at = 12;
+    loop {
+        let length = usize::from(*query.get(at)?);
+        if length == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(query.get(at + 1..at + 1 + length)?).into_owned());
+        at += 1 + length;
+    }
+    let question = query.get(12..at + 5)?;
+    let is_a = query.get(at + 1..at + 3)? == [0, 1];
+    let mut reply = Vec::with_capacity(64);
+    reply.extend_from_slice(&query[..2]); // the query's id
+    reply.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(is_a), 0, 0, 0, 0]);
+    reply.extend_from_slice(question);
+    if is_a {
+        // A pointer to the question's name, type A, class IN, TTL 60 s, 4 bytes.
+        reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        reply.extend_from_slice(&answer.octets());
+    }
+    Some((labels.join("."), reply))
 }
 
 // ---------------------------------------------------------------------------------------

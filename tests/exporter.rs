@@ -11,28 +11,6 @@ use common::{
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Inserts a live service row; times are offsets in seconds from the database's
-/// `UTC_TIMESTAMP()` (NULL where `None`).
-fn insert(
-    db: &Database,
-    host: &str,
-    binary: &str,
-    created: Option<i64>,
-    updated: Option<i64>,
-    count: i64,
-) {
-    let at = |offset: Option<i64>| match offset {
-        Some(s) => format!("UTC_TIMESTAMP() + INTERVAL {s} SECOND"),
-        None => "NULL".into(),
-    };
-    db.exec(&format!(
-        "INSERT INTO services (created_at, updated_at, deleted, host, `binary`, topic, report_count, \
-         disabled, availability_zone) VALUES ({}, {}, 0, '{host}', '{binary}', '{binary}', {count}, 0, 'nova')",
-        at(created),
-        at(updated)
-    ));
-}
-
 fn has_service(scrape: &Scrape, host: &str) -> bool {
     scrape
         .value("cinder_service_up", &[("host", host)])
@@ -46,21 +24,14 @@ fn service(scrape: &Scrape, metric: &str, host: &str) -> Option<f64> {
 #[test]
 fn verdicts_match_cinder_for_fresh_stale_future_and_created_only_rows() {
     let db = Database::create(Schema::Cinder29);
-    insert(&db, "fresh@lvm", "cinder-volume", Some(-3600), Some(0), 10);
-    insert(&db, "stale", "cinder-scheduler", Some(-3600), Some(-61), 10);
-    insert(&db, "ahead30", "cinder-backup", Some(-3600), Some(30), 10);
+    db.insert_service("fresh@lvm", "cinder-volume", Some(-3600), Some(0), 10);
+    db.insert_service("stale", "cinder-scheduler", Some(-3600), Some(-61), 10);
+    db.insert_service("ahead30", "cinder-backup", Some(-3600), Some(30), 10);
     // More than service_down_time ahead for the whole test, however long its start takes.
-    insert(&db, "ahead75", "cinder-backup", Some(-3600), Some(75), 10);
-    insert(&db, "created-only@ceph", "cinder-volume", Some(-5), None, 0);
-    insert(
-        &db,
-        "created-old@ceph",
-        "cinder-volume",
-        Some(-300),
-        None,
-        0,
-    );
-    insert(&db, "never", "cinder-volume", None, None, 0);
+    db.insert_service("ahead75", "cinder-backup", Some(-3600), Some(75), 10);
+    db.insert_service("created-only@ceph", "cinder-volume", Some(-5), None, 0);
+    db.insert_service("created-old@ceph", "cinder-volume", Some(-300), None, 0);
+    db.insert_service("never", "cinder-volume", None, None, 0);
     let exporter = Exporter::start(ExporterOptions::for_database(&db.url()));
     let scrape = exporter.wait_for("all services", WAIT, |s| has_service(s, "never"));
     let database_ages: std::collections::HashMap<String, f64> = db
@@ -193,15 +164,15 @@ fn backend_and_info_labels_and_disabled_reason_survive_the_exposition() {
 #[test]
 fn soft_deleted_rows_are_ignored_and_repeated_rows_give_one_series() {
     let db = Database::create(Schema::Cinder29);
-    insert(&db, "kept", "cinder-volume", Some(-100), Some(-1), 7);
+    db.insert_service("kept", "cinder-volume", Some(-100), Some(-1), 7);
     db.exec(
         "INSERT INTO services (created_at, updated_at, deleted, host, `binary`, topic, report_count) VALUES \
          (UTC_TIMESTAMP(), UTC_TIMESTAMP(), 1, 'removed', 'cinder-volume', 'cinder-volume', 3), \
          (UTC_TIMESTAMP(), UTC_TIMESTAMP(), NULL, 'null-deleted', 'cinder-volume', 'cinder-volume', 3)",
     );
     // A re-created service: the old row (stale) stays beside the new one (fresh).
-    insert(&db, "twice", "cinder-volume", Some(-900), Some(-800), 500);
-    insert(&db, "twice", "cinder-volume", Some(-20), Some(-2), 3);
+    db.insert_service("twice", "cinder-volume", Some(-900), Some(-800), 500);
+    db.insert_service("twice", "cinder-volume", Some(-20), Some(-2), 3);
     let exporter = Exporter::start(ExporterOptions::for_database(&db.url()));
     let scrape = exporter.wait_for("services", WAIT, |s| has_service(s, "kept"));
     assert!(!has_service(&scrape, "removed"));
@@ -221,7 +192,7 @@ fn soft_deleted_rows_are_ignored_and_repeated_rows_give_one_series() {
 #[test]
 fn oldest_schema_without_the_newer_columns() {
     let db = Database::create(Schema::Oldest);
-    insert(&db, "old@lvm", "cinder-volume", Some(-10), Some(-1), 2);
+    db.insert_service("old@lvm", "cinder-volume", Some(-10), Some(-1), 2);
     let exporter = Exporter::start(ExporterOptions::for_database(&db.url()));
     let scrape = exporter.wait_for("the service", WAIT, |s| has_service(s, "old@lvm"));
     assert_eq!(service(&scrape, "cinder_service_up", "old@lvm"), Some(1.0));
@@ -258,8 +229,8 @@ fn database_time_zone_and_exporter_tz_do_not_change_the_verdicts() {
     // A non-UTC global time zone for every new session, the exporter's included.
     let setup = Database::create_on(server.url(), Schema::Cinder29);
     setup.exec("SET GLOBAL time_zone = '+05:30'");
-    insert(&setup, "fresh", "cinder-volume", Some(-100), Some(-2), 1);
-    insert(&setup, "stale", "cinder-volume", Some(-100), Some(-70), 1);
+    setup.insert_service("fresh", "cinder-volume", Some(-100), Some(-2), 1);
+    setup.insert_service("stale", "cinder-volume", Some(-100), Some(-70), 1);
     let exporter = Exporter::start(
         ExporterOptions::for_database(&setup.url()).with_env("TZ", "America/St_Johns"),
     );
@@ -278,7 +249,7 @@ fn database_time_zone_and_exporter_tz_do_not_change_the_verdicts() {
 fn database_stopped_and_restarted_under_a_running_exporter() {
     let server = PrivateServer::start();
     let db = Database::create_on(server.url(), Schema::Cinder29);
-    insert(&db, "svc", "cinder-volume", Some(-100), Some(0), 1);
+    db.insert_service("svc", "cinder-volume", Some(-100), Some(0), 1);
     let exporter = Exporter::start(
         ExporterOptions::for_database(&db.url()).with_config("stale_after: 2s\nquery_timeout: 1s"),
     );
@@ -310,7 +281,7 @@ fn database_stopped_and_restarted_under_a_running_exporter() {
 fn database_down_at_start() {
     let server = PrivateServer::start();
     let db = Database::create_on(server.url(), Schema::Cinder29);
-    insert(&db, "svc", "cinder-volume", Some(-100), Some(0), 1);
+    db.insert_service("svc", "cinder-volume", Some(-100), Some(0), 1);
     server.stop();
     let exporter =
         Exporter::start(ExporterOptions::for_database(&db.url()).with_config("query_timeout: 1s"));
@@ -338,7 +309,7 @@ fn database_down_at_start() {
 #[test]
 fn a_locked_services_table_cuts_the_poll_but_not_the_scrapes() {
     let db = Database::create(Schema::Cinder29);
-    insert(&db, "svc", "cinder-volume", Some(-100), Some(0), 1);
+    db.insert_service("svc", "cinder-volume", Some(-100), Some(0), 1);
     let exporter = Exporter::start(
         ExporterOptions::for_database(&db.url()).with_config("query_timeout: 1s\nstale_after: 30s"),
     );
@@ -391,8 +362,7 @@ fn http_endpoints() {
     assert_eq!(exporter.get("/-/ready").0, 200);
     assert_eq!(exporter.get("/nope").0, 404);
     // gzip when asked, and the same exposition inside.
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-    let mut response = agent
+    let mut response = common::http::agent()
         .get(&format!("http://{}/metrics", exporter.address))
         .header("Accept-Encoding", "gzip")
         .call()
@@ -411,17 +381,21 @@ fn http_endpoints() {
     .unwrap();
     assert!(Scrape::parse(&text).value("cinder_up", &[]).is_some());
     // Only GET and HEAD.
-    let (head, _) = common::raw_request(
+    let response = common::http::raw_request(
         &exporter.address,
         "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
-    assert!(head.starts_with("http/1.1 405"), "{head}");
+    assert!(
+        response.head.starts_with("http/1.1 405"),
+        "{}",
+        response.head
+    );
 }
 
 #[test]
 fn cinder_conf_supplies_the_database_and_the_thresholds() {
     let db = Database::create(Schema::Cinder29);
-    insert(&db, "svc", "cinder-volume", Some(-100), Some(-45), 1);
+    db.insert_service("svc", "cinder-volume", Some(-100), Some(-45), 1);
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("cinder.conf");
     let url = db.url().replace("mysql://", "mysql+pymysql://") + "?charset=utf8";

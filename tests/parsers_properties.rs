@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use cinder_exporter::config::parse_cinder_conf;
 use cinder_exporter::config;
-use cinder_exporter::config::DatabaseUrl;
+use cinder_exporter::config::parse_cinder_conf;
 use cinder_exporter::config::parse_duration;
+use cinder_exporter::config::DatabaseUrl;
 use cinder_exporter::parse_web_config;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;

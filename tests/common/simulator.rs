@@ -31,7 +31,16 @@ pub struct Heartbeat {
     /// Seconds from the stamp until the save had returned (the log line's time): an
     /// upper bound on how long the heartbeat took to become visible.
     pub latency: f64,
+    /// The scripted change (clock step, resume, new interval) this heartbeat follows
+    /// most recently, numbered from 1 in the order of the log; 0 before any.
+    pub change: usize,
+    /// What that change was: the event's log message (`clock stepped`, `resumed`,
+    /// `report interval changed`); empty before any.
+    pub change_kind: &'static str,
 }
+
+/// The simulator's log messages for scripted changes to a service's pace or clock.
+const CHANGES: [&str; 3] = ["clock stepped", "resumed", "report interval changed"];
 
 /// `cinder_fleet_sim` as a child process, killed on drop.
 pub struct Simulator {
@@ -108,7 +117,7 @@ impl Simulator {
     pub fn heartbeats_through(&self, host: &str, count: i64) -> Vec<Heartbeat> {
         poll_until(Duration::from_secs(10), || {
             let beats = self.heartbeats(host);
-            if beats.last().is_some_and(|b| b.count >= count) {
+            if count <= 0 || beats.last().is_some_and(|b| b.count >= count) {
                 return Ok(beats);
             }
             Err(format!(
@@ -138,11 +147,16 @@ fn parse_heartbeats<'a>(lines: impl Iterator<Item = &'a str>, host: &str) -> Vec
     let tag = format!(" host={host} ");
     let mut skews: Vec<f64> = Vec::new();
     let mut beats = Vec::new();
+    let (mut change, mut change_kind) = (0, "");
     for line in lines.filter(|l| l.contains(&tag)) {
         let Some((_, event)) = line.split_once("}: ") else {
             continue;
         };
         let fields = fields(event);
+        if let Some(kind) = CHANGES.iter().find(|c| event.starts_with(**c)) {
+            change += 1;
+            change_kind = kind;
+        }
         if event.starts_with("service started") {
             skews.extend(fields.get("skew").and_then(|s| s.parse::<f64>().ok()));
         } else if event.starts_with("clock stepped") {
@@ -173,6 +187,8 @@ fn parse_heartbeats<'a>(lines: impl Iterator<Item = &'a str>, host: &str) -> Vec
                 stamp,
                 skew,
                 latency: logged_at - (stamp - skew),
+                change,
+                change_kind,
             });
         }
     }

@@ -45,33 +45,48 @@ pub fn block_on<F: std::future::Future>(work: F) -> F::Output {
         .block_on(work)
 }
 
-/// Runs `sql` on the server at `url` (an admin URL, or a database's); returns the first
-/// column of every row, as text (empty for NULL).
-pub fn admin_rows(url: &str, sql: &str) -> Vec<String> {
+/// All rows of `sql` run on the server at `url` (an admin URL, or a database's).
+pub fn query_on<T: mysql_async::prelude::FromRow + Send + 'static>(url: &str, sql: &str) -> Vec<T> {
+    run(url, sql, None)
+}
+
+/// Runs `sql` as a text query, or as a prepared statement with `params`.
+fn run<T: mysql_async::prelude::FromRow + Send + 'static>(
+    url: &str,
+    sql: &str,
+    params: Option<mysql_async::Params>,
+) -> Vec<T> {
     let url = url.to_string();
     let sql = sql.to_string();
     block_on(async move {
         let mut conn = mysql_async::Conn::from_url(url.as_str())
             .await
-            .expect("connect as admin");
-        let rows: Vec<mysql_async::Row> = conn
-            .query(&sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            .expect("connect");
+        let rows: Result<Vec<T>, _> = match params {
+            Some(params) => conn.exec(&sql, params).await,
+            None => conn.query(&sql).await,
+        };
         conn.disconnect().await.ok();
-        rows.into_iter()
-            .map(|mut row| {
-                match row
-                    .take::<mysql_async::Value, _>(0)
-                    .unwrap_or(mysql_async::Value::NULL)
-                {
-                    mysql_async::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
-                    mysql_async::Value::NULL => String::new(),
-                    other => other.as_sql(true),
-                }
-            })
-            .collect()
+        rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
     })
+}
+
+/// Runs `sql` on the server at `url`; returns the first column of every row, as
+/// text (empty for NULL).
+pub fn admin_rows(url: &str, sql: &str) -> Vec<String> {
+    query_on::<mysql_async::Row>(url, sql)
+        .into_iter()
+        .map(|mut row| {
+            match row
+                .take::<mysql_async::Value, _>(0)
+                .unwrap_or(mysql_async::Value::NULL)
+            {
+                mysql_async::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                mysql_async::Value::NULL => String::new(),
+                other => other.as_sql(true),
+            }
+        })
+        .collect()
 }
 
 /// Runs `sql` on the server at `server_url` if it can be reached within 5 s, ignoring
@@ -169,17 +184,7 @@ impl Database {
 
     /// Runs a statement with parameters.
     pub fn exec_with(&self, sql: &str, params: impl Into<mysql_async::Params> + Send) {
-        let url = self.url();
-        let params = params.into();
-        block_on(async move {
-            let mut conn = mysql_async::Conn::from_url(url.as_str())
-                .await
-                .expect("connect");
-            conn.exec_drop(sql, params)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-            conn.disconnect().await.ok();
-        });
+        run::<mysql_async::Row>(&self.url(), sql, Some(params.into()));
     }
 
     /// One value of a query returning one row and column.
@@ -191,18 +196,7 @@ impl Database {
 
     /// All rows of a query.
     pub fn query<T: mysql_async::prelude::FromRow + Send + 'static>(&self, sql: &str) -> Vec<T> {
-        let url = self.url();
-        block_on(async move {
-            let mut conn = mysql_async::Conn::from_url(url.as_str())
-                .await
-                .expect("connect");
-            let rows: Vec<T> = conn
-                .query(sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-            conn.disconnect().await.ok();
-            rows
-        })
+        query_on(&self.url(), sql)
     }
 
     /// Inserts a live service row; times are offsets in seconds from the database's

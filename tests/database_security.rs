@@ -119,8 +119,8 @@ fn fleet(server_url: &str, schema: Schema) -> Database {
     db
 }
 
-/// The per-service series of [`fleet`] are there and right.
-fn assert_fleet(scrape: &Scrape) {
+/// The per-service series of [`fleet`] (in `db`) are there and right.
+fn assert_fleet(scrape: &Scrape, db: &Database) {
     let value = |metric: &str, host: &str| scrape.value(metric, &[("host", host)]);
     assert_eq!(
         value("cinder_service_up", "ctl1@lvm"),
@@ -145,8 +145,21 @@ fn assert_fleet(scrape: &Scrape) {
         ),
         Some(1.0)
     );
+    // 600 s old when inserted; no older than cinder's own age of the row, read by
+    // the database after the scrape, give or take the poll's duration (the reference
+    // time is read during it).
     let age = value("cinder_service_heartbeat_age_seconds", "ctl2").unwrap();
-    assert!((age - 600.0).abs() < 5.0, "age {age}");
+    let cinder_age = db.query_one::<f64>(
+        "SELECT TIMESTAMPDIFF(MICROSECOND, updated_at, UTC_TIMESTAMP(6)) / 1e6 FROM services \
+         WHERE host = 'ctl2'",
+    );
+    let poll_duration = scrape
+        .value("cinder_exporter_poll_duration_seconds", &[])
+        .unwrap();
+    assert!(
+        (599.0..=cinder_age + poll_duration).contains(&age),
+        "age {age}, cinder's {cinder_age} after the scrape"
+    );
 }
 
 fn has_services(scrape: &Scrape) -> bool {
@@ -172,9 +185,9 @@ fn options_for(url: &str) -> ExporterOptions {
 }
 
 /// Waits for the exporter to read the fleet; checks it and that nothing leaked.
-fn expect_success(exporter: &Exporter, what: &str) {
+fn expect_success(exporter: &Exporter, db: &Database, what: &str) {
     let scrape = exporter.wait_for(what, WAIT, has_services);
-    assert_fleet(&scrape);
+    assert_fleet(&scrape, db);
     assert_no_secret(exporter, &scrape);
 }
 
@@ -243,6 +256,7 @@ fn least_privilege_is_enough(schema: Schema) {
     let exporter = exporter_for(&user.url("127.0.0.1", &db, ""));
     expect_success(
         &exporter,
+        &db,
         &format!("{schema:?} read with SELECT on services"),
     );
     // Schema detection went through information_schema with that grant alone.
@@ -414,19 +428,25 @@ fn tls_with_a_pinned_ca_verifies_the_server() {
     let open_tls = exporter_for(&open_tls_user.url("localhost", &db, &format!("ssl_ca={ca_file}")));
     let open_plain = exporter_for(&open_plain_user.url("127.0.0.1", &db, ""));
 
-    expect_success(&pinned, "TLS with ssl_ca");
+    expect_success(&pinned, &db, "TLS with ssl_ca");
     expect_success(
         &verify_identity_named,
+        &db,
         "VERIFY_IDENTITY, name in the certificate",
     );
     expect_success(
         &verify_ca,
+        &db,
         "VERIFY_CA by IP, certificate only for localhost",
     );
-    expect_success(&no_hostname_check, "ssl_check_hostname=false");
-    expect_success(&required, "ssl_mode=REQUIRED (encrypted, unverified)");
-    expect_success(&open_tls, "TLS for an account that does not require it");
-    expect_success(&open_plain, "no TLS asked for");
+    expect_success(&no_hostname_check, &db, "ssl_check_hostname=false");
+    expect_success(&required, &db, "ssl_mode=REQUIRED (encrypted, unverified)");
+    expect_success(
+        &open_tls,
+        &db,
+        "TLS for an account that does not require it",
+    );
+    expect_success(&open_plain, &db, "no TLS asked for");
     // The pool keeps the polling connection open between polls (60 s when idle).
     let versions = session_tls_versions(server.url(), &open_tls_user);
     assert!(
@@ -532,8 +552,8 @@ fn tls_client_certificates_and_ip_addresses() {
         &format!("ssl_ca={ca_file}&ssl_cert={other_cert_file}&ssl_key={other_key_file}"),
     ));
 
-    expect_success(&by_ip, "VERIFY_IDENTITY against an IP SAN");
-    expect_success(&with_cert, "client certificate against REQUIRE X509");
+    expect_success(&by_ip, &db, "VERIFY_IDENTITY against an IP SAN");
+    expect_success(&with_cert, &db, "client certificate against REQUIRE X509");
     let log = expect_failure(
         &without_cert,
         "REQUIRE X509 without a certificate",
@@ -599,7 +619,7 @@ fn the_password_comes_from_a_file_or_the_environment_and_is_never_shown() {
         (&from_file, "database.url_file"),
         (&from_env, "CINDER_EXPORTER_DATABASE_URL"),
     ] {
-        expect_success(exporter, source);
+        expect_success(exporter, &db, source);
         assert_not_in_cmdline(exporter);
         let log = exporter.log();
         assert!(log.contains(source), "{log}");

@@ -153,9 +153,7 @@ fn assert_fleet(scrape: &Scrape, db: &Database) {
         "SELECT TIMESTAMPDIFF(MICROSECOND, updated_at, UTC_TIMESTAMP(6)) / 1e6 FROM services \
          WHERE host = 'ctl2'",
     );
-    let poll_duration = scrape
-        .value("cinder_exporter_poll_duration_seconds", &[])
-        .unwrap();
+    let poll_duration = scrape.poll_duration();
     assert!(
         (599.0..=cinder_age + poll_duration).contains(&age),
         "age {age}, cinder's {cinder_age} after the scrape"

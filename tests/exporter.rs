@@ -21,6 +21,20 @@ fn service(scrape: &Scrape, metric: &str, host: &str) -> Option<f64> {
     scrape.value(metric, &[("host", host)])
 }
 
+/// Exporter and database on one machine share a clock: the published offset is only
+/// the time the database took to read its clock after the poll was sent, within the
+/// poll's duration.
+fn assert_same_clock(scrape: &Scrape) {
+    let offset = scrape
+        .value("cinder_exporter_database_clock_offset_seconds", &[])
+        .unwrap();
+    let poll_duration = scrape.poll_duration();
+    assert!(
+        offset.abs() <= poll_duration,
+        "same machine, same clock: {offset}, poll {poll_duration}"
+    );
+}
+
 #[test]
 fn verdicts_match_cinder_for_fresh_stale_future_and_created_only_rows() {
     let db = Database::create(Schema::Cinder29);
@@ -48,9 +62,7 @@ fn verdicts_match_cinder_for_fresh_stale_future_and_created_only_rows() {
     let elapsed = started.elapsed().as_secs_f64();
     // A published age counts from the poll's reference time, which the database read
     // up to one poll's duration after the exporter sent the poll.
-    let poll_duration = scrape
-        .value("cinder_exporter_poll_duration_seconds", &[])
-        .expect("poll duration");
+    let poll_duration = scrape.poll_duration();
 
     // (host, API up, scheduler up, approximate signed age)
     let expected: [(&str, f64, f64, Option<f64>); 7] = [
@@ -226,18 +238,7 @@ fn no_services_still_exports_the_exporter_and_config_metrics() {
             &[]
         )
         .is_some());
-    let offset = scrape
-        .value("cinder_exporter_database_clock_offset_seconds", &[])
-        .unwrap();
-    // Same machine, same clock: the offset is only the time the database took to
-    // read its clock after the poll was sent, within the poll's duration.
-    let poll_duration = scrape
-        .value("cinder_exporter_poll_duration_seconds", &[])
-        .unwrap();
-    assert!(
-        offset.abs() <= poll_duration,
-        "same machine, same clock: {offset}, poll {poll_duration}"
-    );
+    assert_same_clock(&scrape);
     assert_eq!(scrape.find("cinder_exporter_build_info", &[]).len(), 1);
 }
 
@@ -259,21 +260,13 @@ fn database_time_zone_and_exporter_tz_do_not_change_the_verdicts() {
     // 70 s old when inserted (whole seconds), plus the time since, as measured, and
     // the poll's own duration (the reference time is read during it).
     let since = inserted.elapsed().as_secs_f64();
-    let poll_duration = scrape
-        .value("cinder_exporter_poll_duration_seconds", &[])
-        .unwrap();
+    let poll_duration = scrape.poll_duration();
     let age = service(&scrape, "cinder_service_heartbeat_age_seconds", "stale").unwrap();
     assert!(
         (69.0..70.0 + since + 1.0 + poll_duration).contains(&age),
         "{age}, {since:.3} s after the insert"
     );
-    let offset = scrape
-        .value("cinder_exporter_database_clock_offset_seconds", &[])
-        .unwrap();
-    assert!(
-        offset.abs() <= poll_duration,
-        "{offset}, poll {poll_duration}"
-    );
+    assert_same_clock(&scrape);
 }
 
 #[test]

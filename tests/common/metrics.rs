@@ -102,6 +102,13 @@ impl Scrape {
             .and_then(|s| s.labels.get("cause").map(str::to_string))
     }
 
+    /// The duration of the poll this scrape shows: the database read its clock (the
+    /// reference for every age) at some moment within it.
+    pub fn poll_duration(&self) -> f64 {
+        self.value("cinder_exporter_poll_duration_seconds", &[])
+            .expect("poll duration published")
+    }
+
     /// Names of the metric families that have samples.
     pub fn metric_names(&self) -> BTreeSet<String> {
         self.samples.iter().map(|s| s.metric.clone()).collect()

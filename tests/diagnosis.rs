@@ -2,6 +2,16 @@
 //! MariaDB as cinder's report_state does, with clocks the test knows, and the exporter's
 //! published clock offset, heartbeat interval and down cause are held against that truth.
 //!
+//! The truth is what really happened, never the fleet file's nominal figures, which a
+//! busy machine pushes the simulator past: the heartbeats the simulator logs it saved
+//! (count, stamp, the clock that took it, how long it took to be written; see
+//! `common::simulator`) and the polls' reference times the exporter publishes. Each
+//! figure is checked against the estimator's own stated bound on that truth
+//! (src/cinder/diagnosis.rs): the interval is Δupdated_at / Δreport_count of stamps
+//! really written on one clock; the offset lies within its uncertainty, give or take
+//! the measured write latency; the uncertainty is no wider than the newest bracket of
+//! the polls as they really ran.
+//!
 //! Time is scaled down where only ratios matter: heartbeats every 1 s instead of 10 s,
 //! polls every 200 ms, and a `service_down_time` of 3 s or 6 s where a service has to
 //! stop, be late or be watched from a fresh start. Clock skews cannot be scaled:
@@ -14,7 +24,7 @@
 //! worst |estimate − truth| − uncertainty over every scrape; negative means the bound
 //! always held), `hb` (heartbeats, counted by `cinder_service_reports_total`, until the
 //! bound was within ±1.5 s), `rs` (restarts of the estimate: the bound widening),
-//! observed and true interval, and the causes seen, in order.
+//! observed and nominal interval, and the causes seen, in order.
 
 mod common;
 

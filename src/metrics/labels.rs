@@ -28,7 +28,8 @@ pub fn info_labels(row: &ServiceRow) -> LabelSet {
     LabelSet::new(INFO.labels.iter().copied().zip(values))
 }
 
-fn text(value: &Option<String>) -> &str {
+/// A nullable column as a label value: NULL and absent columns read as "".
+pub(super) fn text(value: &Option<String>) -> &str {
     bounded(value.as_deref().unwrap_or(""))
 }
 

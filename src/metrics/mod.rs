@@ -3,12 +3,16 @@
 //! the response body that streams them.
 
 mod body;
+mod compat;
 mod exposition;
 mod labels;
+mod process;
 mod render;
 mod schema;
 
 pub use body::MetricsBody;
+pub use compat::agent_state_labels;
 pub use exposition::LabelSet;
 pub use labels::{cut_as_label, identity_labels, info_labels};
+pub use process::exporter_only;
 pub use render::{ExpositionWriter, RenderSettings};

@@ -3,6 +3,7 @@
 
 mod basic_auth;
 mod config;
+mod probe;
 mod routes;
 mod server;
 mod tls;

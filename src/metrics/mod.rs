@@ -1,6 +1,7 @@
-//! What `/metrics` says: every family's schema, the label sets built from a row, the
-//! text exposition writer, the families rendered from a snapshot at scrape time, and
-//! the response body that streams them.
+//! What `/metrics` and `/probe` say: every family's schema, the label sets built from a
+//! row, the text exposition writer, the families rendered from a snapshot at scrape
+//! time (with openstack-exporter's series in `compat` and the process's in `process`),
+//! and the response body that streams them.
 
 mod body;
 mod compat;

@@ -251,10 +251,29 @@ fn promtool_selects_the_expected_services_from_the_real_output() {
             [down, sched].iter().map(|(h, b)| (whole(h, b), 0.0)).collect(),
         ),
     ];
-    let mut test = String::from("rule_files: [empty.rules.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n");
-    for (name, value) in exposition_series(&scrape.text, AGENT_STATE)
+    let test = promtool_test_file(&scrape.text, &cases);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.rules.yml"), "groups: []\n").unwrap();
+    let (passed, report) = promtool(dir.path(), &test);
+    assert!(passed, "promtool:\n{report}\ntest file:\n{test}");
+    // A test file whose expectations promtool would accept anyway proves nothing.
+    let wrong = test.replacen("value: 1\n", "value: 2\n", 1);
+    assert!(
+        !promtool(dir.path(), &wrong).0,
+        "promtool accepted a wrong expectation"
+    );
+}
+
+/// A `promtool test rules` file: the input series are the exporter's own sample lines
+/// of the compatibility families, each expression expected to give exactly `cases`.
+fn promtool_test_file(exposition: &str, cases: &[(&str, Vec<(String, f64)>)]) -> String {
+    let mut test = String::from(
+        "rule_files: [empty.rules.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n",
+    );
+    let lines = exposition_series(exposition, AGENT_STATE);
+    for (name, value) in lines
         .into_iter()
-        .chain(exposition_series(&scrape.text, "openstack_cinder_up"))
+        .chain(exposition_series(exposition, "openstack_cinder_up"))
     {
         test.push_str(&format!(
             "      - series: {}\n        values: '{value}x5'\n",
@@ -262,7 +281,7 @@ fn promtool_selects_the_expected_services_from_the_real_output() {
         ));
     }
     test.push_str("    promql_expr_test:\n");
-    for (expr, expected) in &cases {
+    for (expr, expected) in cases {
         test.push_str(&format!(
             "      - expr: {}\n        eval_time: 2m\n        exp_samples:\n",
             yaml_quoted(expr)
@@ -274,31 +293,23 @@ fn promtool_selects_the_expected_services_from_the_real_output() {
             ));
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("empty.rules.yml"), "groups: []\n").unwrap();
-    std::fs::write(dir.path().join("test.yml"), &test).unwrap();
+    test
+}
+
+/// Runs `promtool test rules` on `test` in `dir`: whether it passed, and its report.
+fn promtool(dir: &std::path::Path, test: &str) -> (bool, String) {
+    std::fs::write(dir.join("test.yml"), test).unwrap();
     let output = Command::new("promtool")
         .args(["test", "rules", "test.yml"])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .output()
         .expect("run promtool (Debian's prometheus package; scripts/test installs it)");
-    assert!(
-        output.status.success(),
-        "promtool:\n{}{}\ntest file:\n{test}",
+    let report = format!(
+        "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    // A test file whose expectations promtool would accept anyway proves nothing.
-    let wrong = test.replacen("value: 1\n", "value: 2\n", 1);
-    std::fs::write(dir.path().join("test.yml"), &wrong).unwrap();
-    let status = Command::new("promtool")
-        .args(["test", "rules", "test.yml"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!status.success(), "promtool accepted a wrong expectation");
+    (output.status.success(), report)
 }
 
 /// A real Prometheus scraping the exporter as the Prometheus Operator scrapes a

@@ -122,6 +122,12 @@ fn two_databases_each_judged_by_its_own_threshold_and_one_dropped_while_running(
     assert!(!own.text.contains("cinder_up") && !own.text.contains("cinder_service_"));
 
     // West's database goes away: west says so, east goes on polling untouched.
+    drop_one_keep_the_other(&exporter, west, &east_scrape);
+}
+
+/// Drops `west`'s database while the exporter runs; west must report it, east (whose
+/// last probe is `east_scrape`) must keep polling without an error.
+fn drop_one_keep_the_other(exporter: &Exporter, west: Database, east_scrape: &Scrape) {
     let east_before = east_scrape
         .value(
             "cinder_exporter_last_successful_poll_timestamp_seconds",
@@ -129,10 +135,10 @@ fn two_databases_each_judged_by_its_own_threshold_and_one_dropped_while_running(
         )
         .unwrap();
     drop(west);
-    probe_until(&exporter, "west", "west's cinder_up 0", |s| {
+    probe_until(exporter, "west", "west's cinder_up 0", |s| {
         s.value("cinder_up", &[]) == Some(0.0)
     });
-    let east_after = probe_until(&exporter, "east", "east's next polls", |s| {
+    let east_after = probe_until(exporter, "east", "east's next polls", |s| {
         s.value(
             "cinder_exporter_last_successful_poll_timestamp_seconds",
             &[],
@@ -145,7 +151,7 @@ fn two_databases_each_judged_by_its_own_threshold_and_one_dropped_while_running(
         Some(0.0)
     );
     assert_eq!(up(&east_after, "forty@lvm"), Some(1.0));
-    let west_after = probe(&exporter, "west");
+    let west_after = probe(exporter, "west");
     assert!(
         west_after
             .value("cinder_exporter_poll_errors_total", &[])

@@ -5,6 +5,10 @@
 //! `CINDER_EXPORTER_DATABASE_URL` (database only), then cinder.conf, then defaults.
 //! A password can thus come from a file or the environment, never the command line.
 //! Every error names the file and the position (or the variable) it comes from.
+//!
+//! The same keys, under `targets: {NAME: …}`, describe further databases; each target
+//! is resolved like the top level but alone (see `targets`), and [`load_setup`] returns
+//! the top-level database (if any) with them.
 
 mod cinder_conf;
 mod database_url;

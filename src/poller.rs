@@ -17,7 +17,9 @@ use crate::config::Config;
 use crate::database::{
     detect_schema, identify_server, read_services, ReadError, Reading, Schema, Server, POLL_QUERY,
 };
-use crate::metrics::{cluster_labels, cut_as_label, identity_labels, info_labels, label_text};
+use crate::metrics::{
+    agent_state_labels, cluster_labels, cut_as_label, identity_labels, info_labels, label_text,
+};
 use crate::shutdown::Shutdown;
 use crate::snapshot::{
     ClusterState, PollHealth, Published, ServiceState, ServiceText, SharedState, Snapshot,
@@ -165,6 +167,7 @@ impl Poller {
             .as_ref()
             .map_or(StampWindow::TRUNCATED, |s| s.stamps);
         let trackers = &mut self.trackers;
+        let compat = self.config.compatibility.openstack_exporter;
         let mut candidates = Vec::with_capacity(trackers.len());
         let reading = read_services(&mut conn, |reference_time, row| {
             let (seen, tracker) = trackers
@@ -172,7 +175,7 @@ impl Poller {
                 .or_insert_with(|| (poll, HeartbeatTracker::new()));
             *seen = poll;
             tracker.observe(reference_time, row.report_count, row.updated_at, stamps);
-            let state = service_state(&row, tracker.diagnosis(), reference_time);
+            let state = service_state(&row, tracker.diagnosis(), reference_time, compat);
             let mut key = ServiceKey::of(row);
             cut_as_label(&mut key.host);
             cut_as_label(&mut key.binary);
@@ -249,7 +252,12 @@ impl Poller {
 
 /// What the snapshot keeps of a row: its label sets, built once here, and the facts
 /// the verdicts need at scrape time.
-fn service_state(row: &ServiceRow, diagnosis: Diagnosis, poll_time: f64) -> ServiceState {
+fn service_state(
+    row: &ServiceRow,
+    diagnosis: Diagnosis,
+    poll_time: f64,
+    compat: bool,
+) -> ServiceState {
     ServiceState {
         heartbeat_silence: diagnosis.silence(poll_time),
         text: ServiceText {
@@ -261,6 +269,7 @@ fn service_state(row: &ServiceRow, diagnosis: Diagnosis, poll_time: f64) -> Serv
         },
         labels: identity_labels(row),
         info_labels: info_labels(row),
+        compat_labels: compat.then(|| agent_state_labels(row)),
         enabled: row.enabled(),
         report_count: row.report_count,
         last_heartbeat: row.last_heartbeat(),

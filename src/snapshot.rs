@@ -18,6 +18,10 @@ pub struct ServiceState {
     pub labels: LabelSet,
     /// The additional labels of `cinder_service_info`.
     pub info_labels: LabelSet,
+    /// The labels of `openstack_cinder_agent_state`; built only when the database's
+    /// `compatibility: {openstack_exporter: true}`, so that the memory is not paid
+    /// otherwise.
+    pub compat_labels: Option<LabelSet>,
     pub enabled: bool,
     pub report_count: i64,
     /// `updated_at or created_at`, what the API judges by.

@@ -13,7 +13,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::compat;
 use super::exposition::{Exposition, LabelSet};
+use super::process::ProcessFigures;
 use super::schema::{self, Family};
 use crate::cinder::{ClusterVerdict, DownCause, Thresholds, Verdict};
 use crate::snapshot::{Published, ServiceState, Snapshot};
@@ -30,6 +32,11 @@ pub struct RenderSettings {
     pub stale_after: Duration,
     /// `cinder_exporter_build_info` labels, rendered once.
     pub build_info: LabelSet,
+    /// Also write openstack-exporter's series ([`super::compat`]).
+    pub compat: bool,
+    /// Also write the process's own metrics ([`super::process`]): on `/metrics`, not
+    /// on `/probe`, which answers for one database.
+    pub process: bool,
 }
 
 impl RenderSettings {
@@ -75,7 +82,9 @@ struct ServiceCursor {
     /// The scrape's instant on the reference clock.
     reference_now: f64,
     thresholds: Thresholds,
-    /// Index into [`SERVICE_FAMILIES`], then past it into [`CLUSTER_FAMILIES`].
+    /// Whether [`COMPAT_FAMILIES`] follow [`SERVICE_FAMILIES`].
+    compat: bool,
+    /// Index into the per-service families, then past them into [`CLUSTER_FAMILIES`].
     family: usize,
     /// Index of the next service (or cluster) to write in the current family.
     service: usize,
@@ -93,12 +102,18 @@ impl ExpositionWriter {
     ) -> ExpositionWriter {
         let mut out = Exposition::with_capacity(CHUNK_BYTES + 4096);
         render_exporter(&mut out, &published, settings);
+        if settings.process {
+            ProcessFigures::read().render(&mut out);
+        }
         render_config(&mut out, settings);
+        if settings.compat {
+            compat::render_up(&mut out, bool_value(published.health.last_poll_ok));
+        }
         let services = published.snapshot.as_ref().and_then(|snapshot| {
             // Never present an old reading as current: an age computed from it would
             // keep growing plausibly while the services may have recovered long ago.
             let stale = now.saturating_duration_since(snapshot.taken_at) > settings.stale_after;
-            (!stale).then(|| ServiceCursor::new(Arc::clone(snapshot), settings.thresholds(), now))
+            (!stale).then(|| ServiceCursor::new(Arc::clone(snapshot), settings, now))
         });
         ExpositionWriter { out, services }
     }
@@ -124,22 +139,44 @@ impl ExpositionWriter {
 }
 
 impl ServiceCursor {
-    fn new(snapshot: Arc<Snapshot>, thresholds: Thresholds, now: Instant) -> ServiceCursor {
+    fn new(snapshot: Arc<Snapshot>, settings: &RenderSettings, now: Instant) -> ServiceCursor {
         ServiceCursor {
             reference_now: snapshot.reference_now(now),
             snapshot,
-            thresholds,
+            thresholds: settings.thresholds(),
+            compat: settings.compat,
             family: 0,
             service: 0,
             cluster_verdicts: None,
         }
     }
 
+    /// The `index`th per-service family of this scrape: the native ones, then the
+    /// compatibility ones when they are on.
+    fn family_at(&self, index: usize) -> Option<&'static ServiceFamily> {
+        SERVICE_FAMILIES.get(index).or_else(|| {
+            let compat = index.checked_sub(SERVICE_FAMILIES.len());
+            compat
+                .filter(|_| self.compat)
+                .and_then(|i| COMPAT_FAMILIES.get(i))
+        })
+    }
+
+    /// How many per-service families this scrape writes before the cluster ones.
+    fn per_service_families(&self) -> usize {
+        SERVICE_FAMILIES.len()
+            + if self.compat {
+                COMPAT_FAMILIES.len()
+            } else {
+                0
+            }
+    }
+
     /// Writes until `out` holds `min_bytes` or the services are done; returns whether
     /// anything is left.
     fn write(&mut self, out: &mut Exposition, min_bytes: usize) -> bool {
         let services = &self.snapshot.services;
-        while let Some(family) = SERVICE_FAMILIES.get(self.family) {
+        while let Some(family) = self.family_at(self.family) {
             if self.service == 0 {
                 out.family(family.family);
             }
@@ -162,6 +199,7 @@ impl ServiceCursor {
             self.family += 1;
             self.service = 0;
         }
+        let per_service = self.per_service_families();
         let clusters = &self.snapshot.clusters;
         let verdicts = self.cluster_verdicts.get_or_insert_with(|| {
             let down_time = self.thresholds.service_down_time;
@@ -173,8 +211,7 @@ impl ServiceCursor {
                 })
                 .collect()
         });
-        while let Some((family, value)) = CLUSTER_FAMILIES.get(self.family - SERVICE_FAMILIES.len())
-        {
+        while let Some((family, value)) = CLUSTER_FAMILIES.get(self.family - per_service) {
             if self.service == 0 {
                 out.family(family);
             }
@@ -323,6 +360,14 @@ const SERVICE_FAMILIES: [ServiceFamily; 12] = [
     fact!(HEARTBEAT_SILENCE, |s| Some(s.heartbeat_silence)),
 ];
 
+/// The openstack-exporter compatible per-service families, written after the native
+/// ones when `compatibility: {openstack_exporter: true}`.
+const COMPAT_FAMILIES: [ServiceFamily; 1] = [ServiceFamily {
+    family: &schema::COMPAT_AGENT_STATE,
+    needs_verdict: true,
+    samples: compat::agent_state_sample,
+}];
+
 /// `cause="..."` rendered once per cause, indexed by the enum's discriminant.
 const CAUSE_LABELS: [&str; 5] = [
     "cause=\"none\"",
@@ -364,6 +409,10 @@ mod tests {
                 ("zone", "nova"),
             ]),
             info_labels: LabelSet::new([("cluster", "")]),
+            compat_labels: Some(LabelSet::new([(
+                "hostname",
+                format!("node{i}@lvm").as_str(),
+            )])),
             enabled: true,
             report_count: 7,
             last_heartbeat: Some(1_000),
@@ -397,6 +446,8 @@ mod tests {
             report_interval: Duration::from_secs(10),
             stale_after: Duration::from_secs(30),
             build_info: RenderSettings::build_labels(),
+            compat: false,
+            process: false,
         }
     }
 
@@ -436,6 +487,45 @@ mod tests {
             .collect();
         let schema: Vec<&str> = schema::ALL.iter().map(|f| f.name).collect();
         assert_eq!(written, schema);
+    }
+
+    #[test]
+    fn compat_and_process_families_are_written_only_when_asked() {
+        let now = Instant::now();
+        let names = |settings: &RenderSettings| -> Vec<String> {
+            render(&published(2, now), settings, now)
+                .lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .map(|l| l.split(' ').next().unwrap_or("").to_string())
+                .collect()
+        };
+        let plain = names(&settings());
+        assert!(!plain
+            .iter()
+            .any(|n| n.starts_with("openstack_") || n.starts_with("process_")));
+        let both = names(&RenderSettings {
+            compat: true,
+            process: true,
+            ..settings()
+        });
+        let added: Vec<&str> = both
+            .iter()
+            .filter(|n| !plain.contains(n))
+            .map(String::as_str)
+            .collect();
+        let mut expected: Vec<&str> = schema::PROCESS.iter().map(|f| f.name).collect();
+        expected.extend(schema::COMPAT.iter().map(|f| f.name));
+        assert_eq!(added, expected);
+        let text = render(
+            &published(2, now),
+            &RenderSettings {
+                compat: true,
+                ..settings()
+            },
+            now,
+        );
+        assert!(text.contains("openstack_cinder_up 1\n"));
+        assert!(text.contains("openstack_cinder_agent_state{hostname=\"node1@lvm\"} 1\n"));
     }
 
     #[test]

@@ -158,6 +158,94 @@ family!(
     "Services of the cluster the scheduler sees up: updated_at >= now - service_down_time."
 );
 
+// Drop-in series of openstack-exporter (opt-in, `compatibility: {openstack_exporter:
+// true}`): names and labels are theirs, so existing alerts and dashboards keep working.
+// The labels are the whole set, in openstack-exporter's order (no identity labels).
+/// The labels of `openstack_cinder_agent_state`, as openstack-exporter names them.
+pub const AGENT_STATE_LABELS: [&str; 6] = [
+    "uuid",
+    "hostname",
+    "service",
+    "adminState",
+    "zone",
+    "disabledReason",
+];
+family!(COMPAT_AGENT_STATE, "openstack_cinder_agent_state", Gauge, &AGENT_STATE_LABELS,
+    "openstack-exporter compatible: 1 if cinder-api shows the service up, as cinder_service_up; uuid is the row's services.uuid (empty before Queens).");
+family!(
+    COMPAT_UP,
+    "openstack_cinder_up",
+    Gauge,
+    NO_LABELS,
+    "openstack-exporter compatible: cinder_up, 1 if the latest poll of the services table succeeded."
+);
+
+/// The compatibility families, in the order they are written.
+#[cfg(test)]
+pub const COMPAT: [&Family; 2] = [&COMPAT_UP, &COMPAT_AGENT_STATE];
+
+// The exporter process, named as every Prometheus client library names them, so that
+// the dashboards and alerts written for any exporter apply (`/metrics` only).
+family!(
+    PROCESS_CPU,
+    "process_cpu_seconds_total",
+    Counter,
+    NO_LABELS,
+    "Total user and system CPU time spent in seconds."
+);
+family!(
+    PROCESS_RESIDENT,
+    "process_resident_memory_bytes",
+    Gauge,
+    NO_LABELS,
+    "Resident memory size in bytes."
+);
+family!(
+    PROCESS_VIRTUAL,
+    "process_virtual_memory_bytes",
+    Gauge,
+    NO_LABELS,
+    "Virtual memory size in bytes."
+);
+family!(
+    PROCESS_START,
+    "process_start_time_seconds",
+    Gauge,
+    NO_LABELS,
+    "Start time of the process since unix epoch in seconds."
+);
+family!(
+    PROCESS_OPEN_FDS,
+    "process_open_fds",
+    Gauge,
+    NO_LABELS,
+    "Number of open file descriptors."
+);
+family!(
+    PROCESS_MAX_FDS,
+    "process_max_fds",
+    Gauge,
+    NO_LABELS,
+    "Maximum number of open file descriptors."
+);
+
+/// The process families, in the order they are written.
+#[cfg(test)]
+pub const PROCESS: [&Family; 6] = [
+    &PROCESS_CPU,
+    &PROCESS_RESIDENT,
+    &PROCESS_VIRTUAL,
+    &PROCESS_START,
+    &PROCESS_OPEN_FDS,
+    &PROCESS_MAX_FDS,
+];
+
+/// Name prefixes other than `cinder_`, each for a reason: another exporter's names
+/// (compatibility) or the names every client library gives process metrics.
+#[cfg(test)]
+const FOREIGN_PREFIXES: [(&str, &[&Family]); 2] =
+    [("openstack_cinder_", &COMPAT), ("process_", &PROCESS)];
+
 /// Every family, in the order `/metrics` writes them.
 #[cfg(test)]
 pub const ALL: [&Family; 25] = [
@@ -225,7 +313,7 @@ mod tests {
     fn readme_metric_table_and_schema_agree_both_ways() {
         let readme = readme_table();
         let mut schema = BTreeMap::new();
-        for family in ALL {
+        for family in every_family() {
             let extra: Vec<String> = family.labels.iter().map(|l| l.to_string()).collect();
             let kind = match family.kind {
                 MetricType::Gauge => "gauge",
@@ -241,19 +329,47 @@ mod tests {
         }
     }
 
+    /// The native families, then those under the foreign prefixes.
+    fn every_family() -> Vec<&'static Family> {
+        let foreign = FOREIGN_PREFIXES.iter().flat_map(|(_, f)| f.iter().copied());
+        ALL.iter().copied().chain(foreign).collect()
+    }
+
+    /// The name prefix a family must have: `cinder_`, or the one its foreign group
+    /// is allowed (and only that group).
+    fn allowed_prefix(family: &Family) -> &'static str {
+        FOREIGN_PREFIXES
+            .iter()
+            .find(|(_, group)| group.iter().any(|f| f.name == family.name))
+            .map_or("cinder_", |(prefix, _)| prefix)
+    }
+
     #[test]
     fn names_and_labels_follow_the_conventions() {
-        let mut names: Vec<&str> = ALL.iter().map(|f| f.name).collect();
+        let all = every_family();
+        let mut names: Vec<&str> = all.iter().map(|f| f.name).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), ALL.len(), "a family is defined twice");
-        for family in ALL {
+        assert_eq!(names.len(), all.len(), "a family is defined twice");
+        for family in all {
             let valid = |s: &str| {
                 s.chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             };
-            assert!(family.name.starts_with("cinder_") && valid(family.name));
-            assert!(family.labels.iter().all(|l| valid(l)), "{}", family.name);
+            assert!(
+                family.name.starts_with(allowed_prefix(family)) && valid(family.name),
+                "{}",
+                family.name
+            );
+            // openstack-exporter's label names are camelCase; ours snake_case.
+            let label_ok = |l: &str| {
+                if allowed_prefix(family) == "openstack_cinder_" {
+                    l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                } else {
+                    valid(l)
+                }
+            };
+            assert!(family.labels.iter().all(|l| label_ok(l)), "{}", family.name);
             assert_eq!(
                 family.kind == MetricType::Counter,
                 family.name.ends_with("_total"),

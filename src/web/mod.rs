@@ -4,6 +4,7 @@
 
 mod basic_auth;
 mod config;
+mod probe;
 mod routes;
 mod server;
 mod status_page;

@@ -28,13 +28,22 @@ pub struct PageContext<'a> {
     pub settings: &'a RenderSettings,
     pub telemetry_path: &'a str,
     pub now: Instant,
+    /// The target shown, `None` for the top-level database.
+    pub target: Option<&'a str>,
+    /// Every configured target, linked at the foot of the page.
+    pub targets: &'a [&'a str],
 }
 
 /// The whole page.
 pub fn render(published: &Published, context: &PageContext) -> String {
     let mut out = String::with_capacity(64 * 1024);
     head(&mut out);
-    out.push_str("<body>\n<header><h1>Cinder services</h1>");
+    out.push_str("<body>\n<header><h1>Cinder services");
+    if let Some(target) = context.target {
+        out.push_str(" &middot; target ");
+        escape(&mut out, target);
+    }
+    out.push_str("</h1>");
     let _ = writeln!(
         out,
         "<p class=\"sub\">cinder_exporter {} &middot; refreshes every {REFRESH_SECONDS} s</p></header>",
@@ -55,7 +64,20 @@ pub fn render(published: &Published, context: &PageContext) -> String {
         }
     }
     exporter_state(&mut out, published, context);
-    links(&mut out, context.telemetry_path);
+    links(&mut out, context.telemetry_path, context.targets);
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+/// The page at `/` when there is no top-level database: the targets, each linked.
+pub fn index(targets: &[&str], telemetry_path: &str) -> String {
+    let mut out = String::with_capacity(4 * 1024);
+    head(&mut out);
+    out.push_str(
+        "<body>\n<header><h1>Cinder services</h1></header>\n\
+         <p>No top-level database is configured; each target has its own page.</p>\n",
+    );
+    links(&mut out, telemetry_path, targets);
     out.push_str("</body>\n</html>\n");
     out
 }
@@ -343,7 +365,20 @@ fn exporter_state(out: &mut String, published: &Published, context: &PageContext
     );
 }
 
-fn links(out: &mut String, telemetry_path: &str) {
+fn links(out: &mut String, telemetry_path: &str, targets: &[&str]) {
+    if !targets.is_empty() {
+        out.push_str("<nav><h2>Targets</h2>");
+        for target in targets {
+            let mut name = String::new();
+            escape(&mut name, target);
+            let query: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+            let _ = write!(
+                out,
+                "<a href=\"/?target={query}\">{name}</a> (<a href=\"/probe?target={query}\">metrics</a>) "
+            );
+        }
+        out.push_str("</nav>\n");
+    }
     out.push_str("<footer><a href=\"");
     escape(out, telemetry_path);
     out.push_str(
@@ -400,6 +435,7 @@ mod tests {
         ServiceState {
             labels: LabelSet::new([("host", host)]),
             info_labels: LabelSet::new([("cluster", "")]),
+            compat_labels: None,
             enabled,
             report_count: 1,
             last_heartbeat: Some(updated_at),
@@ -446,11 +482,15 @@ mod tests {
             report_interval: Duration::from_secs(10),
             stale_after: Duration::from_secs(30),
             build_info: LabelSet::new([("version", "x")]),
+            compat: false,
+            process: false,
         };
         let context = PageContext {
             settings: &settings,
             telemetry_path: "/me\"trics",
             now,
+            target: None,
+            targets: &["east<1>"],
         };
         render(&published, &context)
     }

@@ -21,6 +21,11 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=CINDER_EXPORTER_REVISION={revision}");
     println!("cargo:rustc-env=CINDER_EXPORTER_RUSTC_VERSION={rustc_version}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Ask git where HEAD is: in a worktree `.git` is a file, and a path that does not
+    // exist would make cargo rebuild the crate every time.
+    for path in ["HEAD", "refs/heads"] {
+        if let Some(found) = run("git", &["rev-parse", "--git-path", path]) {
+            println!("cargo:rerun-if-changed={found}");
+        }
+    }
 }

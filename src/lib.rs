@@ -10,6 +10,7 @@
 //! | poll | `poller` | the background loop: one query per poll whatever the scrapers |
 //! | cinder | `cinder` | rows, cinder's two verdicts, the diagnosis of a down: pure |
 //! | snapshot | `snapshot` | what a poll publishes and every scrape reads |
+//! | targets | `targets` | the databases served: the top-level one and the named `targets:` |
 //! | metrics | `metrics` | every family's schema, the exposition writer, the streamed body |
 //! | web | `web` | listener and connection limits, routes, TLS, basic auth |
 //!
@@ -28,6 +29,7 @@ mod metrics;
 mod poller;
 mod run;
 mod snapshot;
+mod targets;
 mod web;
 
 pub use run::{main_with, EXIT_CONFIG_ERROR};

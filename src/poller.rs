@@ -10,15 +10,20 @@ use mysql_async::Pool;
 use tracing::{debug, info, warn};
 
 use crate::cinder::{
-    keep_freshest, Diagnosis, HeartbeatTracker, ServiceKey, ServiceRow, StampWindow,
+    group_clusters, keep_freshest, Diagnosis, HeartbeatTracker, Member, ServiceKey, ServiceRow,
+    StampWindow,
 };
 use crate::config::Config;
 use crate::database::{
     detect_schema, identify_server, read_services, ReadError, Reading, Schema, Server, POLL_QUERY,
 };
-use crate::metrics::{cut_as_label, identity_labels, info_labels};
+use crate::metrics::{
+    agent_state_labels, cluster_labels, cut_as_label, identity_labels, info_labels, label_text,
+};
 use crate::shutdown::Shutdown;
-use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
+use crate::snapshot::{
+    ClusterState, PollHealth, Published, ServiceState, ServiceText, SharedState, Snapshot,
+};
 
 /// Longest wait between attempts while the database is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -91,6 +96,7 @@ impl Poller {
         };
         match result {
             Ok((reading, services)) => {
+                let clusters = clusters_of(&services);
                 if self.consecutive_failures > 0 {
                     info!(
                         after_failures = self.consecutive_failures,
@@ -107,6 +113,7 @@ impl Poller {
                     reference_time: reading.reference_time,
                     taken_at: reading.sent_at,
                     services,
+                    clusters,
                 }));
                 self.health.last_poll_duration_seconds = started.elapsed().as_secs_f64();
             }
@@ -160,6 +167,7 @@ impl Poller {
             .as_ref()
             .map_or(StampWindow::TRUNCATED, |s| s.stamps);
         let trackers = &mut self.trackers;
+        let compat = self.config.compatibility.openstack_exporter;
         let mut candidates = Vec::with_capacity(trackers.len());
         let reading = read_services(&mut conn, |reference_time, row| {
             let (seen, tracker) = trackers
@@ -167,7 +175,7 @@ impl Poller {
                 .or_insert_with(|| (poll, HeartbeatTracker::new()));
             *seen = poll;
             tracker.observe(reference_time, row.report_count, row.updated_at, stamps);
-            let state = service_state(&row, tracker.diagnosis());
+            let state = service_state(&row, tracker.diagnosis(), reference_time, compat);
             let mut key = ServiceKey::of(row);
             cut_as_label(&mut key.host);
             cut_as_label(&mut key.binary);
@@ -244,14 +252,44 @@ impl Poller {
 
 /// What the snapshot keeps of a row: its label sets, built once here, and the facts
 /// the verdicts need at scrape time.
-fn service_state(row: &ServiceRow, diagnosis: Diagnosis) -> ServiceState {
+fn service_state(
+    row: &ServiceRow,
+    diagnosis: Diagnosis,
+    poll_time: f64,
+    compat: bool,
+) -> ServiceState {
     ServiceState {
+        heartbeat_silence: diagnosis.silence(poll_time),
+        text: ServiceText {
+            host: label_text(&row.host).to_string(),
+            binary: label_text(&row.binary).to_string(),
+            zone: label_text(&row.availability_zone).to_string(),
+            disabled_reason: label_text(&row.disabled_reason).to_string(),
+            cluster: label_text(&row.cluster_name).to_string(),
+        },
         labels: identity_labels(row),
         info_labels: info_labels(row),
+        compat_labels: compat.then(|| agent_state_labels(row)),
         enabled: row.enabled(),
         report_count: row.report_count,
         last_heartbeat: row.last_heartbeat(),
         updated_at: row.updated_at,
         diagnosis,
     }
+}
+
+/// The clusters of one poll's services, with their label sets built once.
+fn clusters_of(services: &[ServiceState]) -> Vec<ClusterState> {
+    let members = services.iter().map(|s| Member {
+        cluster_name: Some(s.text.cluster.as_str()),
+        binary: Some(s.text.binary.as_str()),
+        updated_at: s.updated_at,
+    });
+    group_clusters(members)
+        .into_iter()
+        .map(|cluster| ClusterState {
+            labels: cluster_labels(&cluster),
+            cluster,
+        })
+        .collect()
 }

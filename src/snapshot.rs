@@ -8,7 +8,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use crate::cinder::Diagnosis;
+use crate::cinder::{Cluster, Diagnosis};
 use crate::metrics::LabelSet;
 
 /// One service (one `(host, binary)`) as of a poll; label sets are escaped already.
@@ -18,6 +18,10 @@ pub struct ServiceState {
     pub labels: LabelSet,
     /// The additional labels of `cinder_service_info`.
     pub info_labels: LabelSet,
+    /// The labels of `openstack_cinder_agent_state`; built only when the database's
+    /// `compatibility: {openstack_exporter: true}`, so that the memory is not paid
+    /// otherwise.
+    pub compat_labels: Option<LabelSet>,
     pub enabled: bool,
     pub report_count: i64,
     /// `updated_at or created_at`, what the API judges by.
@@ -25,6 +29,32 @@ pub struct ServiceState {
     /// `updated_at` alone, what the scheduler judges by.
     pub updated_at: Option<i64>,
     pub diagnosis: Diagnosis,
+    /// Seconds `report_count` has certainly not advanced, as of the poll
+    /// ([`Diagnosis::silence`]).
+    pub heartbeat_silence: f64,
+    /// The row's text as stored (bounded, not escaped), for the status page.
+    pub text: ServiceText,
+}
+
+/// A service's free text as the database holds it, cut to the label bound. Escaping
+/// is the job of whoever writes it out (the exposition escapes on its own, the status
+/// page HTML-escapes).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServiceText {
+    pub host: String,
+    pub binary: String,
+    pub zone: String,
+    pub disabled_reason: String,
+    pub cluster: String,
+}
+
+/// One cluster of the snapshot: its members (indices into [`Snapshot::services`]) and
+/// the labels of its series, built once per poll.
+#[derive(Clone, Debug)]
+pub struct ClusterState {
+    pub cluster: Cluster,
+    /// `cluster`, `binary`.
+    pub labels: LabelSet,
 }
 
 /// The services table as one successful poll read it.
@@ -37,6 +67,8 @@ pub struct Snapshot {
     /// not depend on the exporter's wall clock.
     pub taken_at: Instant,
     pub services: Vec<ServiceState>,
+    /// The clusters of those services, by name then binary.
+    pub clusters: Vec<ClusterState>,
 }
 
 impl Snapshot {

@@ -10,17 +10,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::certs::Authority;
+use common::database::{admin_rows, port};
 use common::{
-    admin_url, block_on, repository, Database, Exporter, ExporterOptions, Schema, Scrape,
-};
-use mysql_async::prelude::Queryable;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    admin_url, run_exporter_to_exit, Database, Exporter, ExporterOptions, PrivateServer, Schema,
+    Scrape,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -31,49 +28,6 @@ const PASSWORD: &str = "s3cr3t-Pa55word";
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// `127.0.0.1:PORT` of a server given by its admin URL (`mysql://admin:admin@HOST:PORT/`).
-fn host_port(server_url: &str) -> String {
-    let rest = server_url.split('@').nth(1).expect("admin URL has user@");
-    rest.trim_end_matches('/').to_string()
-}
-
-/// The port alone.
-fn port(server_url: &str) -> String {
-    host_port(server_url)
-        .rsplit(':')
-        .next()
-        .expect("port")
-        .to_string()
-}
-
-/// Runs statements as the server's admin; returns the first column of every row.
-fn admin_rows(server_url: &str, sql: &str) -> Vec<String> {
-    let url = server_url.to_string();
-    let sql = sql.to_string();
-    block_on(async move {
-        let mut conn = mysql_async::Conn::from_url(url.as_str())
-            .await
-            .expect("connect as admin");
-        let rows: Vec<mysql_async::Row> = conn
-            .query(&sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        conn.disconnect().await.ok();
-        rows.into_iter()
-            .map(|mut row| {
-                match row
-                    .take::<mysql_async::Value, _>(0)
-                    .unwrap_or(mysql_async::Value::NULL)
-                {
-                    mysql_async::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
-                    mysql_async::Value::NULL => String::new(),
-                    other => other.as_sql(true),
-                }
-            })
-            .collect()
-    })
-}
 
 static NEXT_USER: AtomicU32 = AtomicU32::new(0);
 
@@ -149,32 +103,24 @@ impl User {
 
 impl Drop for User {
     fn drop(&mut self) {
-        common::run_best_effort(
+        common::database::run_best_effort(
             &self.server,
             format!("DROP USER IF EXISTS '{}'@'%'", self.name),
         );
     }
 }
 
-/// Inserts a live service whose heartbeat is `age` seconds old.
-fn insert(db: &Database, host: &str, binary: &str, age: i64, count: i64) {
-    db.exec(&format!(
-        "INSERT INTO services (created_at, updated_at, deleted, host, `binary`, topic, report_count, \
-         disabled, availability_zone) VALUES (UTC_TIMESTAMP() - INTERVAL 1 DAY, \
-         UTC_TIMESTAMP() - INTERVAL {age} SECOND, 0, '{host}', '{binary}', '{binary}', {count}, 0, 'nova')"
-    ));
-}
-
 /// A database holding two services: one up, one down.
 fn fleet(server_url: &str, schema: Schema) -> Database {
     let db = Database::create_on(server_url, schema);
-    insert(&db, "ctl1@lvm", "cinder-volume", 1, 42);
-    insert(&db, "ctl2", "cinder-scheduler", 600, 7);
+    let day = Some(-86_400);
+    db.insert_service("ctl1@lvm", "cinder-volume", day, Some(-1), 42);
+    db.insert_service("ctl2", "cinder-scheduler", day, Some(-600), 7);
     db
 }
 
-/// The per-service series of [`fleet`] are there and right.
-fn assert_fleet(scrape: &Scrape) {
+/// The per-service series of [`fleet`] (in `db`) are there and right.
+fn assert_fleet(scrape: &Scrape, db: &Database) {
     let value = |metric: &str, host: &str| scrape.value(metric, &[("host", host)]);
     assert_eq!(
         value("cinder_service_up", "ctl1@lvm"),
@@ -199,8 +145,19 @@ fn assert_fleet(scrape: &Scrape) {
         ),
         Some(1.0)
     );
+    // 600 s old when inserted; no older than cinder's own age of the row, read by
+    // the database after the scrape, give or take the poll's duration (the reference
+    // time is read during it).
     let age = value("cinder_service_heartbeat_age_seconds", "ctl2").unwrap();
-    assert!((age - 600.0).abs() < 5.0, "age {age}");
+    let cinder_age = db.query_one::<f64>(
+        "SELECT TIMESTAMPDIFF(MICROSECOND, updated_at, UTC_TIMESTAMP(6)) / 1e6 FROM services \
+         WHERE host = 'ctl2'",
+    );
+    let poll_duration = scrape.poll_duration();
+    assert!(
+        (599.0..=cinder_age + poll_duration).contains(&age),
+        "age {age}, cinder's {cinder_age} after the scrape"
+    );
 }
 
 fn has_services(scrape: &Scrape) -> bool {
@@ -226,9 +183,9 @@ fn options_for(url: &str) -> ExporterOptions {
 }
 
 /// Waits for the exporter to read the fleet; checks it and that nothing leaked.
-fn expect_success(exporter: &Exporter, what: &str) {
+fn expect_success(exporter: &Exporter, db: &Database, what: &str) {
     let scrape = exporter.wait_for(what, WAIT, has_services);
-    assert_fleet(&scrape);
+    assert_fleet(&scrape, db);
     assert_no_secret(exporter, &scrape);
 }
 
@@ -247,26 +204,11 @@ fn expect_failure(exporter: &Exporter, what: &str, needle: &str) -> String {
         "{what}: services read\n{}",
         scrape.text
     );
-    let log = wait_for_log(exporter, needle);
+    let log = exporter.wait_for_log(needle);
     assert_no_secret(exporter, &scrape);
     // Shown with --nocapture: what an operator would read.
     eprintln!("{what}:\n  {}", failure_line(&log));
     log
-}
-
-/// The log once it contains `needle` (case-insensitive); panics after a while.
-fn wait_for_log(exporter: &Exporter, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let log = exporter.log();
-        if log.to_lowercase().contains(&needle.to_lowercase()) {
-            return log;
-        }
-        if Instant::now() > deadline {
-            panic!("the log does not say {needle:?}:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn assert_no_secret(exporter: &Exporter, scrape: &Scrape) {
@@ -277,41 +219,6 @@ fn assert_no_secret(exporter: &Exporter, scrape: &Scrape) {
         "password in /metrics:\n{}",
         scrape.text
     );
-}
-
-/// Runs the exporter to a start-up error: exit code and stderr. Unlike
-/// `common::run_exporter_to_exit` it listens on a port of its own and is killed if it
-/// does not exit: a check that fails to stop the start-up must not hang the suite.
-fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cinder_exporter"));
-    command
-        .args(["--web.listen-address", "127.0.0.1:0"])
-        .args(args)
-        .env_remove("CINDER_EXPORTER_DATABASE_URL")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().expect("run exporter");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("output");
-            panic!(
-                "the exporter started instead of exiting: {args:?}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("output");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// The one log line that reports the first failed poll.
@@ -347,10 +254,11 @@ fn least_privilege_is_enough(schema: Schema) {
     let exporter = exporter_for(&user.url("127.0.0.1", &db, ""));
     expect_success(
         &exporter,
+        &db,
         &format!("{schema:?} read with SELECT on services"),
     );
     // Schema detection went through information_schema with that grant alone.
-    let detected = wait_for_log(&exporter, "services table columns detected");
+    let detected = exporter.wait_for_log("services table columns detected");
     match schema {
         Schema::Oldest => assert!(detected.contains("\"uuid\""), "{detected}"),
         Schema::Cinder29 => assert!(detected.contains("absent=[]"), "{detected}"),
@@ -430,107 +338,6 @@ fn missing_grants_are_named_in_the_log() {
 // TLS
 // ---------------------------------------------------------------------------------------
 
-/// A certificate authority made for one test.
-struct Authority {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-impl Authority {
-    fn new(name: &str) -> Authority {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().expect("key");
-        let pem = params.self_signed(&key).expect("self-signed CA").pem();
-        Authority {
-            issuer: Issuer::new(params, key),
-            pem,
-        }
-    }
-
-    /// A leaf certificate and its key (PEM): for a server with `names` (DNS names or
-    /// IP addresses) as subjectAltName, or for a client.
-    fn issue(&self, common_name: &str, names: &[&str], server: bool) -> (String, String) {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).expect("names");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![if server {
-            ExtendedKeyUsagePurpose::ServerAuth
-        } else {
-            ExtendedKeyUsagePurpose::ClientAuth
-        }];
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.issuer).expect("sign");
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// A private MariaDB server with TLS: its CA, certificate and key live in its directory
-/// (readable by the server's user). Killed and removed on drop.
-struct TlsServer {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl TlsServer {
-    /// Starts a server whose certificate, issued by `ca`, names `names`.
-    fn start(ca: &Authority, names: &[&str]) -> TlsServer {
-        let dir = tempfile::Builder::new()
-            .prefix("cinder-exporter-mariadb-tls.")
-            .tempdir()
-            .expect("temp dir");
-        let (cert, key) = ca.issue("cinder database", names, true);
-        let path = |name: &str| dir.path().join(name);
-        std::fs::write(path("ca.pem"), &ca.pem).unwrap();
-        std::fs::write(path("server-cert.pem"), cert).unwrap();
-        std::fs::write(path("server-key.pem"), key).unwrap();
-        // performance_schema: to see from the server's side whether a session uses TLS.
-        let extra = format!(
-            "--performance-schema=ON --ssl-ca={} --ssl-cert={} --ssl-key={}",
-            path("ca.pem").display(),
-            path("server-cert.pem").display(),
-            path("server-key.pem").display()
-        );
-        let output = Command::new(repository().join("scripts/mariadb-throwaway"))
-            .arg("start")
-            .arg(dir.path())
-            .env("MARIADB_THROWAWAY_EXTRA_ARGS", extra)
-            .output()
-            .expect("run scripts/mariadb-throwaway");
-        let server = TlsServer {
-            url: String::from_utf8_lossy(&output.stdout).trim().to_string(),
-            dir,
-        };
-        assert!(
-            output.status.success(),
-            "mariadb-throwaway start failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert_eq!(
-            admin_rows(&server.url, "SELECT @@have_ssl"),
-            vec!["YES".to_string()],
-            "the server did not enable TLS; error.log:\n{}",
-            std::fs::read_to_string(server.dir.path().join("error.log")).unwrap_or_default()
-        );
-        server
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = Command::new(repository().join("scripts/mariadb-throwaway"))
-            .arg("kill")
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
 /// The TLS version of every session `user` has open, as the server sees them (empty
 /// for an unencrypted session).
 fn session_tls_versions(server_url: &str, user: &User) -> Vec<String> {
@@ -571,9 +378,9 @@ fn q(path: &Path) -> String {
 fn tls_with_a_pinned_ca_verifies_the_server() {
     let ca = Authority::new("cinder test CA");
     let other = Authority::new("some other CA");
-    let server = TlsServer::start(&ca, &["localhost"]);
-    let db = fleet(&server.url, Schema::Cinder29);
-    let user = User::create(&server.url, "cinder_exporter_tls", "SSL");
+    let server = PrivateServer::start_with_tls(&ca, &["localhost"]);
+    let db = fleet(server.url(), Schema::Cinder29);
+    let user = User::create(server.url(), "cinder_exporter_tls", "SSL");
     user.grant_select_on_services(&db);
     let files = Files::new();
     let ca_file = q(&files.write("ca.pem", &ca.pem));
@@ -612,38 +419,44 @@ fn tls_with_a_pinned_ca_verifies_the_server() {
     let web_roots = exporter_for(&user.url("localhost", &db, "ssl=true"));
     // Accounts the server would also let in without TLS: the session is encrypted
     // because the exporter asked for it, and only then.
-    let open_tls_user = User::create(&server.url, "cinder_exporter_open", "");
+    let open_tls_user = User::create(server.url(), "cinder_exporter_open", "");
     open_tls_user.grant_select_on_services(&db);
-    let open_plain_user = User::create(&server.url, "cinder_exporter_open", "");
+    let open_plain_user = User::create(server.url(), "cinder_exporter_open", "");
     open_plain_user.grant_select_on_services(&db);
     let open_tls = exporter_for(&open_tls_user.url("localhost", &db, &format!("ssl_ca={ca_file}")));
     let open_plain = exporter_for(&open_plain_user.url("127.0.0.1", &db, ""));
 
-    expect_success(&pinned, "TLS with ssl_ca");
+    expect_success(&pinned, &db, "TLS with ssl_ca");
     expect_success(
         &verify_identity_named,
+        &db,
         "VERIFY_IDENTITY, name in the certificate",
     );
     expect_success(
         &verify_ca,
+        &db,
         "VERIFY_CA by IP, certificate only for localhost",
     );
-    expect_success(&no_hostname_check, "ssl_check_hostname=false");
-    expect_success(&required, "ssl_mode=REQUIRED (encrypted, unverified)");
-    expect_success(&open_tls, "TLS for an account that does not require it");
-    expect_success(&open_plain, "no TLS asked for");
+    expect_success(&no_hostname_check, &db, "ssl_check_hostname=false");
+    expect_success(&required, &db, "ssl_mode=REQUIRED (encrypted, unverified)");
+    expect_success(
+        &open_tls,
+        &db,
+        "TLS for an account that does not require it",
+    );
+    expect_success(&open_plain, &db, "no TLS asked for");
     // The pool keeps the polling connection open between polls (60 s when idle).
-    let versions = session_tls_versions(&server.url, &open_tls_user);
+    let versions = session_tls_versions(server.url(), &open_tls_user);
     assert!(
         !versions.is_empty() && versions.iter().all(|v| v.starts_with("TLSv1.")),
         "{versions:?}"
     );
-    let versions = session_tls_versions(&server.url, &open_plain_user);
+    let versions = session_tls_versions(server.url(), &open_plain_user);
     assert!(
         !versions.is_empty() && versions.iter().all(String::is_empty),
         "{versions:?}"
     );
-    let versions = session_tls_versions(&server.url, &user);
+    let versions = session_tls_versions(server.url(), &user);
     assert!(
         !versions.is_empty() && versions.iter().all(|v| v.starts_with("TLSv1.")),
         "{versions:?}"
@@ -705,11 +518,11 @@ fn tls_is_never_dropped_when_the_server_lacks_it() {
 fn tls_client_certificates_and_ip_addresses() {
     let ca = Authority::new("cinder test CA");
     let other = Authority::new("some other CA");
-    let server = TlsServer::start(&ca, &["localhost", "127.0.0.1"]);
-    let db = fleet(&server.url, Schema::Cinder29);
-    let tls_user = User::create(&server.url, "cinder_exporter_tls", "SSL");
+    let server = PrivateServer::start_with_tls(&ca, &["localhost", "127.0.0.1"]);
+    let db = fleet(server.url(), Schema::Cinder29);
+    let tls_user = User::create(server.url(), "cinder_exporter_tls", "SSL");
     tls_user.grant_select_on_services(&db);
-    let x509_user = User::create(&server.url, "cinder_exporter_x509", "X509");
+    let x509_user = User::create(server.url(), "cinder_exporter_x509", "X509");
     x509_user.grant_select_on_services(&db);
     let files = Files::new();
     let ca_file = q(&files.write("ca.pem", &ca.pem));
@@ -737,8 +550,8 @@ fn tls_client_certificates_and_ip_addresses() {
         &format!("ssl_ca={ca_file}&ssl_cert={other_cert_file}&ssl_key={other_key_file}"),
     ));
 
-    expect_success(&by_ip, "VERIFY_IDENTITY against an IP SAN");
-    expect_success(&with_cert, "client certificate against REQUIRE X509");
+    expect_success(&by_ip, &db, "VERIFY_IDENTITY against an IP SAN");
+    expect_success(&with_cert, &db, "client certificate against REQUIRE X509");
     let log = expect_failure(
         &without_cert,
         "REQUIRE X509 without a certificate",
@@ -757,7 +570,7 @@ fn tls_client_certificates_and_ip_addresses() {
     );
     // The sessions that got in are encrypted, as the server sees them.
     for user in [&tls_user, &x509_user] {
-        let versions = session_tls_versions(&server.url, user);
+        let versions = session_tls_versions(server.url(), user);
         assert!(
             !versions.is_empty() && versions.iter().all(|v| v.starts_with("TLSv1.")),
             "{versions:?}"
@@ -804,7 +617,7 @@ fn the_password_comes_from_a_file_or_the_environment_and_is_never_shown() {
         (&from_file, "database.url_file"),
         (&from_env, "CINDER_EXPORTER_DATABASE_URL"),
     ] {
-        expect_success(exporter, source);
+        expect_success(exporter, &db, source);
         assert_not_in_cmdline(exporter);
         let log = exporter.log();
         assert!(log.contains(source), "{log}");
@@ -861,12 +674,13 @@ fn start_up_errors_never_show_the_password() {
     for (url, message) in &cases {
         // In the config file, in the environment and in cinder.conf.
         let config = files.write("config.yml", &format!("database:\n  url: '{url}'\n"));
-        let (code, stderr) = run_to_exit(&["--config.file", &q(&config)], &[]);
+        let (code, stderr) = run_exporter_to_exit(&["--config.file", &q(&config)], &[]);
         assert_eq!(code, Some(2), "{url}: {stderr}");
         assert!(stderr.contains(message), "{message}: {stderr}");
         assert!(!stderr.contains(PASSWORD), "{stderr}");
 
-        let (code, stderr) = run_to_exit(&[], &[("CINDER_EXPORTER_DATABASE_URL", url.as_str())]);
+        let (code, stderr) =
+            run_exporter_to_exit(&[], &[("CINDER_EXPORTER_DATABASE_URL", url.as_str())]);
         assert_eq!(code, Some(2), "{url}: {stderr}");
         assert!(stderr.contains("CINDER_EXPORTER_DATABASE_URL"), "{stderr}");
         assert!(!stderr.contains(PASSWORD), "{stderr}");
@@ -876,7 +690,7 @@ fn start_up_errors_never_show_the_password() {
             "config.yml",
             &format!("cinder_conf: {}\n", cinder_conf.display()),
         );
-        let (code, stderr) = run_to_exit(&["--config.file", &q(&config)], &[]);
+        let (code, stderr) = run_exporter_to_exit(&["--config.file", &q(&config)], &[]);
         assert_eq!(code, Some(2), "{url}: {stderr}");
         assert!(stderr.contains("cinder.conf:2"), "{stderr}");
         assert!(!stderr.contains(PASSWORD), "{stderr}");
@@ -934,7 +748,7 @@ fn unusable_tls_files_are_configuration_errors() {
             "config.yml",
             &format!("poll_interval: 1s\ndatabase:\n  url: '{url}'\n"),
         );
-        let (code, stderr) = run_to_exit(&["--config.file", &q(&config)], &[]);
+        let (code, stderr) = run_exporter_to_exit(&["--config.file", &q(&config)], &[]);
         assert_eq!(code, Some(2), "{url}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
         assert!(

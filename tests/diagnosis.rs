@@ -2,6 +2,16 @@
 //! MariaDB as cinder's report_state does, with clocks the test knows, and the exporter's
 //! published clock offset, heartbeat interval and down cause are held against that truth.
 //!
+//! The truth is what really happened, never the fleet file's nominal figures, which a
+//! busy machine pushes the simulator past: the heartbeats the simulator logs it saved
+//! (count, stamp, the clock that took it, how long it took to be written; see
+//! `common::simulator`) and the polls' reference times the exporter publishes. Each
+//! figure is checked against the estimator's own stated bound on that truth
+//! (src/cinder/diagnosis.rs): the interval is Δupdated_at / Δreport_count of stamps
+//! really written on one clock; the offset lies within its uncertainty, give or take
+//! the measured write latency; the uncertainty is no wider than the newest bracket of
+//! the polls as they really ran.
+//!
 //! Time is scaled down where only ratios matter: heartbeats every 1 s instead of 10 s,
 //! polls every 200 ms, and a `service_down_time` of 3 s or 6 s where a service has to
 //! stop, be late or be watched from a fresh start. Clock skews cannot be scaled:
@@ -14,7 +24,7 @@
 //! worst |estimate − truth| − uncertainty over every scrape; negative means the bound
 //! always held), `hb` (heartbeats, counted by `cinder_service_reports_total`, until the
 //! bound was within ±1.5 s), `rs` (restarts of the estimate: the bound widening),
-//! observed and true interval, and the causes seen, in order.
+//! observed and nominal interval, and the causes seen, in order.
 
 mod common;
 
@@ -22,18 +32,14 @@ use std::collections::BTreeMap;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use common::simulator::Heartbeat;
 use common::{Database, Exporter, ExporterOptions, Schema, Scrape, Simulator};
-
-/// The simulator reads its clock before its UPDATE commits, so a heartbeat that a poll
-/// just missed can carry a stamp from slightly before that poll: the bound may be off
-/// by the write latency. This is the allowance for it on one machine.
-const WRITE_LATENCY_SLACK: f64 = 0.25;
 
 /// The precision the issue asks for: the bound within ±1.5 s.
 const PRECISION: f64 = 1.5;
 
-/// How close the observed interval must come to the simulator's.
-const INTERVAL_TOLERANCE: f64 = 0.10;
+/// Allowance on one bracket's half-width for the rounding of the published figures.
+const BRACKET_SLACK: f64 = 0.1;
 
 const START: Duration = Duration::from_secs(20);
 
@@ -54,8 +60,12 @@ fn exporter(db: &Database, poll: &str, service_down_time: &str, report_interval:
 #[derive(Clone, Debug)]
 struct Point {
     reports: f64,
-    /// Signed heartbeat age, database clock minus `updated_at`.
+    /// Signed heartbeat age, database clock (now) minus `updated_at`.
     age: f64,
+    /// The reference (database) time of the poll this scrape shows.
+    reference: f64,
+    /// `updated_at` as the exporter read it, unix seconds.
+    stamp: i64,
     up: bool,
     scheduler_up: bool,
     interval: Option<f64>,
@@ -74,9 +84,17 @@ impl Point {
             uncertainty.is_some(),
             "{host}: offset and uncertainty come together"
         );
+        // The exporter publishes its clock at the poll and its offset from the
+        // database's; their difference is the poll's reference time.
+        let reference = scrape.value(
+            "cinder_exporter_last_successful_poll_timestamp_seconds",
+            &[],
+        )? - scrape.value("cinder_exporter_database_clock_offset_seconds", &[])?;
         Some(Point {
             reports: value("cinder_service_reports_total")?,
             age: value("cinder_service_heartbeat_age_seconds")?,
+            reference,
+            stamp: value("cinder_service_last_heartbeat_timestamp_seconds")?.round() as i64,
             up: value("cinder_service_up")? == 1.0,
             scheduler_up: value("cinder_service_scheduler_up")? == 1.0,
             interval: value("cinder_service_heartbeat_interval_seconds"),
@@ -161,24 +179,137 @@ fn causes(track: &[Point]) -> Vec<&str> {
     seen
 }
 
-/// Checks every published offset against the truth for that point; returns the worst
-/// excess of the error over the stated uncertainty (negative: always inside).
-fn check_offsets(host: &str, track: &[Point], truth: impl Fn(&Point) -> f64) -> f64 {
+/// What the simulator really wrote for one service: its heartbeats, from its log.
+/// The tests hold the exporter's figures against these, never against the nominal
+/// figures of the fleet file, which a busy machine can push the simulator past.
+struct Truth {
+    beats: Vec<Heartbeat>,
+}
+
+impl Truth {
+    /// The heartbeats of `host`, through the latest one `track` saw.
+    fn read(fleet: &Simulator, host: &str, track: &[Point]) -> Truth {
+        let latest = track.iter().map(|p| p.reports as i64).max().unwrap_or(0);
+        Truth {
+            beats: fleet.heartbeats_through(host, latest),
+        }
+    }
+
+    fn beat(&self, count: i64) -> Option<&Heartbeat> {
+        self.beats.iter().find(|b| b.count == count)
+    }
+
+    /// The clock skew that wrote heartbeat `count`; the row's creation (count 0, not
+    /// a heartbeat) was on the first heartbeat's clock.
+    fn skew(&self, count: i64) -> f64 {
+        self.beat(count)
+            .or(self.beats.first())
+            .map(|b| b.skew)
+            .expect("a heartbeat was written")
+    }
+
+    /// The longest any heartbeat up to `count` took from its stamp to being visible:
+    /// the estimator's stated error beyond its bound (it assumes the stamp is taken
+    /// when the heartbeat becomes visible).
+    fn latency(&self, count: i64) -> f64 {
+        self.beats
+            .iter()
+            .filter(|b| b.count <= count)
+            .map(|b| b.latency)
+            .fold(0.0, f64::max)
+    }
+
+    /// The earliest heartbeat the estimator's interval window may still hold at
+    /// heartbeat `count`, given the scripted changes before it: a clock step or a stop
+    /// and resume restarts it from the first heartbeat after the change, a new
+    /// interval from the pair that spans the change (src/cinder/diagnosis.rs).
+    fn window_start(&self, count: i64) -> i64 {
+        let Some(beat) = self.beat(count).filter(|b| b.change > 0) else {
+            return 0;
+        };
+        let before = self.beats.iter().rev().find(|b| b.change < beat.change);
+        let after = self.beats.iter().find(|b| b.change == beat.change);
+        match (beat.change_kind, before, after) {
+            ("report interval changed", Some(before), _) => before.count,
+            (_, _, Some(after)) => after.count,
+            _ => 0,
+        }
+    }
+}
+
+/// Checks every published offset against the clock that really wrote the latest
+/// heartbeat; the bound may be off by the time heartbeats took to be written, as
+/// measured, and no more. Returns the worst excess of the error over the stated
+/// uncertainty (negative: always inside).
+fn check_offsets(host: &str, track: &[Point], truth: &Truth) -> f64 {
     let mut worst = f64::NEG_INFINITY;
     for (i, point) in track.iter().enumerate() {
         let Some((estimate, uncertainty)) = point.offset else {
             continue;
         };
-        let excess = (estimate - truth(point)).abs() - uncertainty;
+        let count = point.reports as i64;
+        let (skew, latency) = (truth.skew(count), truth.latency(count));
+        let excess = (estimate - skew).abs() - uncertainty;
         assert!(
-            excess <= WRITE_LATENCY_SLACK,
-            "{host}, scrape {i}: offset {estimate:.3} ± {uncertainty:.3} misses the true {} \
-             by {excess:.3} s\n{point:?}",
-            truth(point)
+            excess <= latency,
+            "{host}, scrape {i}: offset {estimate:.3} ± {uncertainty:.3} misses the true {skew} \
+             by {excess:.3} s, more than the {latency:.3} s heartbeats took to be written\n{point:?}"
         );
         worst = worst.max(excess);
     }
     worst
+}
+
+/// Checks every published interval against the heartbeats really written. By the
+/// estimator's definition it is Δupdated_at / Δreport_count, on the whole-second
+/// stamps the database kept, between the latest heartbeat and an earlier one on the
+/// same clock; at the last scrape that earlier one must also be no older than the
+/// scripted changes allow ([`Truth::window_start`]). The stamps the exporter read
+/// must be those the simulator wrote.
+fn check_intervals(host: &str, track: &[Point], truth: &Truth) {
+    let mut stamps = BTreeMap::new();
+    for point in track {
+        let count = point.reports as i64;
+        if let Some(beat) = truth.beat(count) {
+            assert_eq!(
+                point.stamp,
+                beat.stamp.floor() as i64,
+                "{host}: updated_at of heartbeat {count}\n{point:?}"
+            );
+        }
+        stamps.insert(count, point.stamp);
+    }
+    for beat in &truth.beats {
+        stamps
+            .entry(beat.count)
+            .or_insert(beat.stamp.floor() as i64);
+    }
+    assert!(
+        track.last().is_some_and(|p| p.interval.is_some()),
+        "{host}: no interval published"
+    );
+    let last = track.len() - 1;
+    for (i, point) in track.iter().enumerate() {
+        let Some(interval) = point.interval else {
+            continue;
+        };
+        let latest = point.reports as i64;
+        let earliest = if i == last {
+            truth.window_start(latest)
+        } else {
+            0
+        };
+        let explained = stamps.range(earliest..latest).any(|(&count, &stamp)| {
+            let mean = (stamps[&latest] - stamp) as f64 / (latest - count) as f64;
+            truth.skew(count) == truth.skew(latest) && (mean - interval).abs() < 1e-6
+        });
+        assert!(
+            explained,
+            "{host}, scrape {i}: interval {interval:.3} is no Δupdated_at/Δreport_count of \
+             the heartbeats written on one clock from {earliest} to {latest}; stamps by \
+             count: {stamps:?}\n{point:?}"
+        );
+    }
 }
 
 /// Heartbeats until the first scrape in `points` whose bound was within [`PRECISION`],
@@ -196,23 +327,32 @@ fn heartbeats_to_precision(before: Option<&Point>, points: &[Point]) -> Option<f
         .map(|p| p.reports - base)
 }
 
-fn assert_interval(host: &str, point: &Point, truth: f64) {
-    let observed = point
-        .interval
-        .unwrap_or_else(|| panic!("{host}: no interval published"));
-    assert!(
-        (observed - truth).abs() <= INTERVAL_TOLERANCE * truth,
-        "{host}: interval {observed:.3}, true {truth}"
-    );
+/// Half the width of the latest heartbeat's bracket as the polls really ran: the
+/// heartbeat fell after the last poll that had not seen it and no later than the first
+/// that had, and its stamp keeps whole seconds. Intersecting brackets only narrows the
+/// bound, so the published uncertainty is at most this. A poll the test's scrapes
+/// missed only widens it. `None` when the test never saw the service before it.
+fn newest_bracket(track: &[Point], i: usize) -> Option<f64> {
+    let count = track[i].reports;
+    let first = track[..=i].iter().position(|p| p.reports == count)?;
+    let before = track[..first].iter().rev().find(|p| p.reports < count)?;
+    Some((track[first].reference - before.reference + 1.0) / 2.0)
 }
 
-fn assert_final_precision(host: &str, point: &Point) {
-    let (_, uncertainty) = point
+/// The bound the issue asks for at scrape `i`: [`PRECISION`], unless the polls really
+/// ran further apart than allows it (a busy machine).
+fn precision_at(track: &[Point], i: usize) -> f64 {
+    newest_bracket(track, i).map_or(PRECISION, |half| PRECISION.max(half + BRACKET_SLACK))
+}
+
+fn assert_final_precision(host: &str, track: &[Point], i: usize) {
+    let (_, uncertainty) = track[i]
         .offset
         .unwrap_or_else(|| panic!("{host}: no offset published"));
+    let allowed = precision_at(track, i);
     assert!(
-        uncertainty <= PRECISION,
-        "{host}: uncertainty still {uncertainty:.3} s"
+        uncertainty <= allowed,
+        "{host}: uncertainty still {uncertainty:.3} s (allowed {allowed:.3} s)"
     );
 }
 
@@ -285,7 +425,7 @@ fn print_row(row: &Row) {
 fn clock_skews_and_a_stepped_clock() {
     const SETTINGS: &str = "poll 200ms, down 60s, hb 1s";
     let db = Database::create(Schema::Cinder29);
-    let _fleet = Simulator::start(
+    let fleet = Simulator::start(
         &db.url(),
         "services:
   - {host: behind45@lvm, skew: -45, interval: 1}
@@ -321,7 +461,13 @@ fn clock_skews_and_a_stepped_clock() {
 
     for (host, skew, up, scheduler_up, cause) in steady {
         let track = watch.track(host);
-        let worst = check_offsets(host, track, |_| skew);
+        let truth = Truth::read(&fleet, host, track);
+        assert!(
+            truth.beats.iter().all(|b| b.skew == skew),
+            "{host}: the fleet file's skew"
+        );
+        let worst = check_offsets(host, track, &truth);
+        check_intervals(host, track, &truth);
         for point in track {
             assert_eq!(
                 (point.up, point.scheduler_up),
@@ -341,8 +487,7 @@ fn clock_skews_and_a_stepped_clock() {
             "{host}: causes {seen:?}"
         );
         let last = watch.last(host);
-        assert_final_precision(host, last);
-        assert_interval(host, last, 1.0);
+        assert_final_precision(host, track, track.len() - 1);
         print_row(&Row {
             scenario: "skew",
             settings: SETTINGS,
@@ -358,31 +503,17 @@ fn clock_skews_and_a_stepped_clock() {
         });
     }
 
-    // The stepped clock. Which skew wrote the latest heartbeat shows in its age: about
-    // -skew + [0, 2.2] s (time since the heartbeat, poll lag, truncation).
+    // The stepped clock: the skew that wrote each heartbeat is in the simulator's log.
     let host = "stepped@lvm";
     let track = watch.track(host);
+    let truth = Truth::read(&fleet, host, track);
+    let skew_of = |p: &Point| truth.skew(p.reports as i64);
     let phases = [0.0, 55.0, -70.0];
-    let skew_of = |p: &Point| {
-        *phases
-            .iter()
-            .min_by(|a, b| {
-                (p.age + *a - 1.0)
-                    .abs()
-                    .total_cmp(&(p.age + *b - 1.0).abs())
-            })
-            .unwrap()
-    };
-    let worst = check_offsets(host, track, skew_of);
+    let worst = check_offsets(host, track, &truth);
+    // The interval is Δupdated_at / Δreport_count on one clock: a clock step must not
+    // leak into it (a +55 s step over one heartbeat would read as a 56 s interval).
+    check_intervals(host, track, &truth);
     for (i, point) in track.iter().enumerate() {
-        // The interval is Δupdated_at / Δreport_count: a clock step must not leak
-        // into it (a +55 s step over one heartbeat would read as a 56 s interval).
-        if let Some(interval) = point.interval {
-            assert!(
-                (0.0..=2.5).contains(&interval),
-                "{host}, scrape {i}: interval {interval} across a clock step\n{point:?}"
-            );
-        }
         let expected = if skew_of(point) == -70.0 {
             "clock_skew"
         } else {
@@ -408,7 +539,7 @@ fn clock_skews_and_a_stepped_clock() {
         let before = start.checked_sub(1).map(|i| &track[i]);
         let last = phase.last().unwrap();
         assert!(phase.len() >= 10, "{host}: too few scrapes at skew {skew}");
-        assert_final_precision(host, last);
+        assert_final_precision(host, track, end - 1);
         print_row(&Row {
             scenario: "stepped clock",
             settings: SETTINGS,
@@ -423,7 +554,6 @@ fn clock_skews_and_a_stepped_clock() {
             causes: causes(phase).join(" > "),
         });
     }
-    assert_interval(host, watch.last(host), 1.0);
 }
 
 /// The same four skews watched by exporters polling every 200 ms, 1 s and 3 s: how the
@@ -435,7 +565,7 @@ fn clock_skews_and_a_stepped_clock() {
 #[test]
 fn precision_by_poll_interval() {
     let db = Database::create(Schema::Cinder29);
-    let _fleet = Simulator::start(
+    let fleet = Simulator::start(
         &db.url(),
         "services:
   - {host: behind45@lvm, skew: -45, interval: 1}
@@ -469,25 +599,34 @@ fn precision_by_poll_interval() {
     for ((poll, poll_seconds), watch) in polls.iter().zip(&watches) {
         for (host, skew, interval) in services {
             let track = watch.track(host);
-            let worst = check_offsets(host, track, |_| skew);
-            // One bracket is a poll interval plus a second wide; intersecting only
-            // narrows it.
-            for point in track {
-                if let Some((_, uncertainty)) = point.offset {
-                    assert!(
-                        uncertainty <= (1.0 + poll_seconds) / 2.0 + 0.1,
-                        "{host} at poll {poll}: uncertainty {uncertainty:.3}"
-                    );
-                }
+            let truth = Truth::read(&fleet, host, track);
+            let worst = check_offsets(host, track, &truth);
+            check_intervals(host, track, &truth);
+            // One bracket is the time between two polls plus a second wide (polls as
+            // they really ran); intersecting only narrows it.
+            for (i, point) in track.iter().enumerate() {
+                let (Some((_, uncertainty)), Some(half)) = (point.offset, newest_bracket(track, i))
+                else {
+                    continue;
+                };
+                assert!(
+                    uncertainty <= half + BRACKET_SLACK,
+                    "{host} at poll {poll}: uncertainty {uncertainty:.3}, bracket ±{half:.3}"
+                );
             }
             if *poll_seconds <= 1.0 {
                 // With a poll of 1 s or faster, every estimate lands within ±1.5 s,
-                // from the first bracketed heartbeat on.
-                for point in track {
+                // from the first bracketed heartbeat on (or within what the polls as
+                // they really ran and the measured write latency allow, if wider).
+                for (i, point) in track.iter().enumerate() {
                     if let Some((estimate, uncertainty)) = point.offset {
+                        let allowed = precision_at(track, i);
+                        let latency = truth.latency(point.reports as i64);
                         assert!(
-                            (estimate - skew).abs() <= PRECISION && uncertainty <= PRECISION,
-                            "{host} at poll {poll}: {estimate:.3} ± {uncertainty:.3}, true {skew}"
+                            (estimate - skew).abs() <= allowed.max(uncertainty + latency)
+                                && uncertainty <= allowed,
+                            "{host} at poll {poll}: {estimate:.3} ± {uncertainty:.3}, true \
+                             {skew}, allowed ±{allowed:.3}"
                         );
                     }
                 }
@@ -505,9 +644,8 @@ fn precision_by_poll_interval() {
             );
             let last = watch.last(host);
             if *poll_seconds <= 1.0 {
-                assert_final_precision(host, last);
+                assert_final_precision(host, track, track.len() - 1);
             }
-            assert_interval(host, last, interval);
             let settings = format!(
                 "poll {poll}, down 60s, hb {interval}s{}",
                 if interval == 1.0 { "" } else { " ±0.1" }
@@ -537,7 +675,7 @@ fn precision_by_poll_interval() {
 fn stopped_resumed_and_late_services() {
     const SETTINGS: &str = "poll 200ms, down 3s";
     let db = Database::create(Schema::Cinder29);
-    let _fleet = Simulator::start(
+    let fleet = Simulator::start(
         &db.url(),
         "services:
   - {host: steady@lvm, interval: 1}
@@ -588,15 +726,28 @@ fn stopped_resumed_and_late_services() {
     let mut rows = Vec::new();
     for host in hosts {
         let track = watch.track(host);
-        let worst = check_offsets(host, track, |_| 0.0);
-        rows.push((host, worst));
+        let truth = Truth::read(&fleet, host, track);
+        let worst = check_offsets(host, track, &truth);
+        check_intervals(host, track, &truth);
+        rows.push((host, worst, truth));
     }
 
     let expect = |host: &str, expected: &[&str]| {
         let seen = causes(watch.track(host));
         assert_eq!(seen, expected, "{host}: causes");
     };
-    expect("steady@lvm", &["none"]);
+    // Up throughout, unless on a busy machine the latest heartbeat really written
+    // (check_intervals holds the stamps to the simulator's) grew older than
+    // service_down_time: cinder shows it down then too, for a silence, never for its
+    // clock.
+    for (i, point) in watch.track("steady@lvm").iter().enumerate() {
+        let really_old = point.age > 3.0;
+        let silence = ["heartbeat_stopped", "heartbeat_late"].contains(&point.cause.as_str());
+        assert!(
+            (point.up && point.cause == "none") || (really_old && !point.up && silence),
+            "steady@lvm, scrape {i}: {point:?}"
+        );
+    }
     expect("stops@lvm", &["none", "heartbeat_stopped"]);
     expect("resumes@lvm", &["none", "heartbeat_stopped", "none"]);
     // Down between heartbeats, never stopped, never blamed on its (right) clock.
@@ -627,7 +778,7 @@ fn stopped_resumed_and_late_services() {
         "slows@lvm: causes {seen:?}"
     );
 
-    for (host, worst) in rows {
+    for (host, worst, _) in rows {
         let track = watch.track(host);
         let last = watch.last(host);
         let true_interval = if host == "late@lvm" || host == "slows@lvm" {
@@ -635,8 +786,7 @@ fn stopped_resumed_and_late_services() {
         } else {
             1.0
         };
-        assert_interval(host, last, true_interval);
-        assert_final_precision(host, last);
+        assert_final_precision(host, track, track.len() - 1);
         let seen = if host == "late@lvm" {
             causes(&track[first_advance..])
         } else {
@@ -666,7 +816,7 @@ fn stopped_resumed_and_late_services() {
 fn fresh_exporter_start() {
     const SETTINGS: &str = "poll 200ms, down 6s, hb 2s";
     let db = Database::create(Schema::Cinder29);
-    let _fleet = Simulator::start(
+    let fleet = Simulator::start(
         &db.url(),
         "services:
   - host: stopped@lvm
@@ -693,9 +843,11 @@ fn fresh_exporter_start() {
     // come before the exporter can see it advance (2 s later).
     let count_query = "SELECT report_count FROM services WHERE host = 'behind@lvm'";
     let before = db.query_one::<i64>(count_query);
-    while db.query_one::<i64>(count_query) == before {
+    let mut count_at_start = before;
+    while count_at_start == before {
         assert!(Instant::now() < deadline, "behind@lvm does not heartbeat");
         std::thread::sleep(Duration::from_millis(20));
+        count_at_start = db.query_one::<i64>(count_query);
     }
     let exporter = exporter(&db, "200ms", "6s", "2s");
     let hosts = ["stopped@lvm", "stopped-ahead@lvm", "behind@lvm"];
@@ -705,6 +857,14 @@ fn fresh_exporter_start() {
     for host in hosts {
         let point = Point::read(&first, host).unwrap();
         assert!(!point.up, "{host} is down in cinder: {point:?}");
+        // Nothing to bracket until the exporter has seen a heartbeat land between two
+        // of its polls. The stopped services never heartbeat again; the running one
+        // does, and on a busy machine the first scrape may come after the exporter saw
+        // it advance (its count shows it): then it may know the cause already.
+        if host == "behind@lvm" && point.reports as i64 > count_at_start {
+            eprintln!("behind@lvm advanced before the first scrape: {point:?}");
+            continue;
+        }
         assert_eq!(point.cause, "unknown", "{host} at the first scrape");
         assert!(point.offset.is_none(), "{host}: {point:?}");
     }
@@ -728,12 +888,17 @@ fn fresh_exporter_start() {
             seen == ["unknown", expected] || seen == [expected],
             "{host}: causes {seen:?}"
         );
-        let worst = check_offsets(host, track, |_| skew);
+        let truth = Truth::read(&fleet, host, track);
+        assert!(
+            truth.beats.iter().all(|b| b.skew == skew),
+            "{host}: the fleet file's skew"
+        );
+        let worst = check_offsets(host, track, &truth);
         let last = watch.last(host);
         let true_interval = if host == "behind@lvm" { 2.0 } else { 1.0 };
         if host == "behind@lvm" {
-            assert_final_precision(host, last);
-            assert_interval(host, last, true_interval);
+            assert_final_precision(host, track, track.len() - 1);
+            check_intervals(host, track, &truth);
         } else {
             // No heartbeat since the exporter started: nothing to bracket.
             assert!(track.iter().all(|p| p.offset.is_none()), "{host}");

@@ -13,11 +13,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// One live row with a heartbeat `age` seconds old by the database clock.
 fn insert(db: &Database, host: &str, binary: &str, age: i64) {
-    db.exec(&format!(
-        "INSERT INTO services (created_at, updated_at, deleted, host, `binary`, topic, \
-         report_count, disabled, availability_zone) VALUES (UTC_TIMESTAMP() - INTERVAL 1 HOUR, \
-         UTC_TIMESTAMP() - INTERVAL {age} SECOND, 0, '{host}', '{binary}', '{binary}', 5, 0, 'nova')"
-    ));
+    db.insert_service(host, binary, Some(-3600), Some(-age), 5);
 }
 
 fn info_label(scrape: &Scrape, host: &str, label: &str) -> Option<String> {
@@ -87,7 +83,7 @@ struct TestUser(String);
 
 impl Drop for TestUser {
     fn drop(&mut self) {
-        common::run_best_effort(
+        common::database::run_best_effort(
             &common::admin_url(),
             format!("DROP USER IF EXISTS '{}'@'%'", self.0),
         );
@@ -126,15 +122,10 @@ fn cinder_conf_values_are_read_as_oslo_config_reads_them() {
         ),
     )
     .expect("write cinder.conf");
-    let options = ExporterOptions {
-        config: Some(format!(
-            "cinder_conf: {}\npoll_interval: 200ms\n",
-            conf.display()
-        )),
-        env: Vec::new(),
-        args: Vec::new(),
-    };
-    let exporter = Exporter::start(options);
+    let exporter = Exporter::start(ExporterOptions::with_yaml(&format!(
+        "cinder_conf: {}\npoll_interval: 200ms\n",
+        conf.display()
+    )));
     let scrape = exporter.wait_for("a poll with the $$ password", WAIT, |s| {
         s.value("cinder_up", &[]) == Some(1.0)
     });

@@ -12,9 +12,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{free_port, Database, Exporter, ExporterOptions, Schema, Simulator};
+use common::{free_port, wait_until, Database, Exporter, ExporterOptions, Schema, Simulator};
 use serde_json::Value;
 
 const FLEET: &str = "\
@@ -73,11 +73,7 @@ impl Prometheus {
     }
 
     fn api(&self, path: &str, query: &[(&str, &str)]) -> Option<Value> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .into();
-        let mut request = agent.get(&format!("http://{}{path}", self.address));
+        let mut request = common::http::agent().get(&format!("http://{}{path}", self.address));
         for (k, v) in query {
             request = request.query(*k, *v);
         }
@@ -111,14 +107,6 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
@@ -188,6 +176,7 @@ fn prometheus_with_the_shipped_rules_names_the_right_services_and_causes() {
         ("CinderServiceHeartbeatStopped", vec![stopped]),
         ("CinderServiceClockSkew", vec![("skewed@lvm", "")]),
         ("CinderServiceClockSkewNearBudget", vec![("skewed@lvm", "")]),
+        ("CinderServiceHeartbeatsMissed", vec![("stopped@lvm", "")]),
         ("CinderServiceHeartbeatLate", vec![]),
         ("CinderServiceHeartbeatIntervalTooLong", vec![]),
         ("CinderServiceDownButScheduled", vec![]),
@@ -195,6 +184,7 @@ fn prometheus_with_the_shipped_rules_names_the_right_services_and_causes() {
         ("CinderServiceFlapping", vec![]),
         ("CinderServiceRecordStale", vec![]),
         ("CinderBinaryDownInZone", vec![]),
+        ("CinderClusterDown", vec![]),
         ("CinderExporterDatabaseUnreachable", vec![]),
         ("CinderExporterDown", vec![]),
         ("CinderExporterAbsent", vec![]),

@@ -157,8 +157,8 @@ impl DownCause {
         DownCause::Unknown,
     ];
 
-    /// The `cause` label value.
-    #[cfg(test)] // the renderer writes precomputed labels; its test checks them here
+    /// The `cause` label value (the renderer writes precomputed labels; its test
+    /// checks them against this), also shown on the status page.
     pub fn as_str(self) -> &'static str {
         match self {
             DownCause::None => "none",
@@ -197,6 +197,16 @@ pub struct Diagnosis {
 }
 
 impl Diagnosis {
+    /// How long `report_count` has certainly not advanced, as of a poll at reference
+    /// time `poll_time`: the last advance happened no later than the poll that saw it,
+    /// and none happened since, since this poll would have seen it. A lower bound,
+    /// judged by the database clock only, so a skewed node does not look silent; and
+    /// frozen between polls, so a database outage does not make every service silent.
+    /// Before an advance was seen it counts from the exporter's first sight.
+    pub fn silence(&self, poll_time: f64) -> f64 {
+        (poll_time - self.count_seen_since).max(0.0)
+    }
+
     /// The cause of the API verdict at reference time `now`, for a service whose signed
     /// heartbeat age is `age`.
     pub fn down_cause(
@@ -503,6 +513,19 @@ mod tests {
         }
         let o = tracker.diagnosis().clock_offset.unwrap();
         assert!((o.estimate - 30.0).abs() <= o.uncertainty, "{o:?}");
+    }
+
+    #[test]
+    fn silence_counts_from_the_poll_that_saw_the_advance() {
+        let mut tracker = HeartbeatTracker::new();
+        tracker.observe(100.0, 5, Some(95), StampWindow::TRUNCATED);
+        assert_eq!(tracker.diagnosis().silence(100.0), 0.0);
+        tracker.observe(101.0, 6, Some(500), StampWindow::TRUNCATED); // a clock far ahead changes nothing
+        tracker.observe(130.0, 6, Some(500), StampWindow::TRUNCATED);
+        let d = tracker.diagnosis();
+        assert!(d.advance_seen);
+        assert_eq!(d.silence(130.0), 29.0);
+        assert_eq!(d.silence(90.0), 0.0);
     }
 
     #[test]

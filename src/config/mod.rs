@@ -5,15 +5,21 @@
 //! `CINDER_EXPORTER_DATABASE_URL` (database only), then cinder.conf, then defaults.
 //! A password can thus come from a file or the environment, never the command line.
 //! Every error names the file and the position (or the variable) it comes from.
+//!
+//! The same keys, under `targets: {NAME: …}`, describe further databases; each target
+//! is resolved like the top level but alone (see `targets`), and [`load_setup`] returns
+//! the top-level database (if any) with them.
 
 mod cinder_conf;
 mod database_url;
 mod duration;
 mod substitution;
+mod targets;
 
 pub use cinder_conf::parse_cinder_conf;
 pub use database_url::DatabaseUrl;
 pub use duration::parse_duration;
+pub use targets::{load_setup, parse_setup, Setup, Target};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -48,6 +54,19 @@ pub struct Config {
     pub poll_interval: Duration,
     pub query_timeout: Duration,
     pub stale_after: Duration,
+    /// Series other exporters published, for dashboards and alerts written for them.
+    pub compatibility: Compatibility,
+}
+
+/// `compatibility:`: which other exporters' series to publish beside ours. All off by
+/// default: they duplicate ours under other names.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Compatibility {
+    /// `openstack_cinder_agent_state` and `openstack_cinder_up` as openstack-exporter
+    /// names them.
+    #[serde(default)]
+    pub openstack_exporter: bool,
 }
 
 /// A configuration problem: where it is and what is wrong, printed on one line.
@@ -81,6 +100,10 @@ struct FileConfig {
     poll_interval: Option<PositiveDuration>,
     query_timeout: Option<PositiveDuration>,
     stale_after: Option<PositiveDuration>,
+    compatibility: Option<Compatibility>,
+    /// Named databases served on `/probe?target=NAME`, each with these same keys
+    /// (but no `targets:` of its own).
+    targets: Option<std::collections::BTreeMap<String, FileConfig>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -101,6 +124,7 @@ enum OneOrMany {
 
 /// A duration written as Prometheus writes them (`500ms`, `2s`, `1m`) or as whole
 /// seconds; zero is rejected because no setting here makes sense at zero.
+#[derive(Clone, Copy)]
 struct PositiveDuration(Duration);
 
 impl<'de> Deserialize<'de> for PositiveDuration {
@@ -155,9 +179,31 @@ pub fn parse_str(
     origin: &str,
     env_database_url: Option<String>,
 ) -> Result<Config, ConfigError> {
-    let file: FileConfig = parse_yaml(text, origin)?;
-    let at_key = |key: &str| key_location(origin, text, key);
+    let setup = parse_setup(text, origin, env_database_url)?;
+    setup.main.ok_or_else(no_database)
+}
 
+/// The error when no database is configured at the top level (and there are no
+/// targets either, or the caller needs a top-level one).
+fn no_database() -> ConfigError {
+    ConfigError {
+        location: String::new(),
+        message: format!(
+            "no database configured: set database.url or database.url_file in the \
+             config file (--config.file), the {DATABASE_URL_ENV} environment \
+             variable, or cinder_conf pointing at a cinder.conf with [database] connection"
+        ),
+    }
+}
+
+/// One database's settings from its section of the file (the top level or a target):
+/// `Ok(None)` when the section names no database at all. `at_key` gives a key's
+/// position within that section.
+fn resolve(
+    file: &FileConfig,
+    env_database_url: Option<String>,
+    at_key: &dyn Fn(&str) -> String,
+) -> Result<Option<Config>, ConfigError> {
     let cinder = match &file.cinder_conf {
         None => None,
         Some(paths) => Some(read_cinder_confs(paths.as_slice())?),
@@ -180,13 +226,16 @@ pub fn parse_str(
     let stale_after = file.stale_after.map_or(DEFAULT_STALE_AFTER, |d| d.0);
     check_stale_after(stale_after, poll_interval, || at_key("stale_after"))?;
 
-    let chosen = choose_database_url(&file.database, env_database_url, cinder, &at_key)?;
+    let Some(chosen) = choose_database_url(&file.database, env_database_url, cinder, at_key)?
+    else {
+        return Ok(None);
+    };
     let database = DatabaseUrl::parse(&chosen.text).map_err(|message| ConfigError {
         location: chosen.location,
         message,
     })?;
 
-    Ok(Config {
+    Ok(Some(Config {
         database,
         database_source: chosen.source,
         service_down_time,
@@ -194,7 +243,8 @@ pub fn parse_str(
         poll_interval,
         query_timeout,
         stale_after,
-    })
+        compatibility: file.compatibility.unwrap_or_default(),
+    }))
 }
 
 impl OneOrMany {
@@ -265,19 +315,19 @@ fn choose_database_url(
     env_database_url: Option<String>,
     cinder: Option<&CinderSettings>,
     at_key: &dyn Fn(&str) -> String,
-) -> Result<ChosenUrl, ConfigError> {
+) -> Result<Option<ChosenUrl>, ConfigError> {
     match (&section.url, &section.url_file) {
         (Some(_), Some(_)) => Err(ConfigError {
             location: at_key("url_file"),
             message: "database.url and database.url_file are both set; keep one".into(),
         }),
-        (Some(url), None) => Ok(ChosenUrl {
+        (Some(url), None) => Ok(Some(ChosenUrl {
             text: url.clone(),
             location: at_key("url"),
             source: "database.url".to_string(),
-        }),
-        (None, Some(url_file)) => read_url_file(url_file, at_key("url_file")),
-        (None, None) => url_from_outside(env_database_url, cinder),
+        })),
+        (None, Some(url_file)) => read_url_file(url_file, at_key("url_file")).map(Some),
+        (None, None) => Ok(url_from_outside(env_database_url, cinder)),
     }
 }
 
@@ -296,13 +346,13 @@ fn read_url_file(url_file: &Path, location: String) -> Result<ChosenUrl, ConfigE
 }
 
 /// The URL when our file names none: [`DATABASE_URL_ENV`] if set and not blank, else
-/// cinder.conf's `[database] connection`, else an error listing every way to give one.
+/// cinder.conf's `[database] connection`, else none.
 fn url_from_outside(
     env_database_url: Option<String>,
     cinder: Option<&CinderSettings>,
-) -> Result<ChosenUrl, ConfigError> {
+) -> Option<ChosenUrl> {
     if let Some(url) = env_database_url.filter(|url| !url.trim().is_empty()) {
-        return Ok(ChosenUrl {
+        return Some(ChosenUrl {
             text: url,
             location: DATABASE_URL_ENV.to_string(),
             source: DATABASE_URL_ENV.to_string(),
@@ -310,20 +360,13 @@ fn url_from_outside(
     }
     if let Some(setting) = cinder.and_then(|c| c.database_connection.as_ref()) {
         let location = setting.location();
-        return Ok(ChosenUrl {
+        return Some(ChosenUrl {
             text: setting.value.clone(),
             source: format!("[database] connection in {location}"),
             location,
         });
     }
-    Err(ConfigError {
-        location: String::new(),
-        message: format!(
-            "no database configured: set database.url or database.url_file in the \
-             config file (--config.file), the {DATABASE_URL_ENV} environment \
-             variable, or cinder_conf pointing at a cinder.conf with [database] connection"
-        ),
-    })
+    None
 }
 
 /// Parses a YAML file's text into `T`; an empty file (or only comments) gives the
@@ -416,18 +459,6 @@ fn conf_error(error: cinder_conf::ParseError, read: &Path) -> ConfigError {
         location: error.location(read),
         message: error.message,
     }
-}
-
-/// Position of `key:` in the YAML text, for errors found after parsing (serde only
-/// knows positions while it deserializes).
-fn key_location(shown: &str, text: &str, key: &str) -> String {
-    for (number, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with(key) && trimmed[key.len()..].trim_start().starts_with(':') {
-            return format!("{shown}:{}:{}", number + 1, line.len() - trimmed.len() + 1);
-        }
-    }
-    shown.to_string()
 }
 
 #[cfg(test)]

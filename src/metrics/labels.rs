@@ -2,8 +2,8 @@
 //! label names of the schema: escaped, and bounded in length.
 
 use super::exposition::LabelSet;
-use super::schema::{INFO, MAX_LABEL_VALUE_BYTES, SERVICE_LABELS};
-use crate::cinder::ServiceRow;
+use super::schema::{CLUSTER_LABELS, INFO, MAX_LABEL_VALUE_BYTES, SERVICE_LABELS};
+use crate::cinder::{Cluster, ServiceRow};
 
 /// `host`, `binary`, `zone`: the identity labels of every per-service series.
 pub fn identity_labels(row: &ServiceRow) -> LabelSet {
@@ -28,7 +28,14 @@ pub fn info_labels(row: &ServiceRow) -> LabelSet {
     LabelSet::new(INFO.labels.iter().copied().zip(values))
 }
 
-fn text(value: &Option<String>) -> &str {
+/// `cluster`, `binary`: the labels of every per-cluster series.
+pub fn cluster_labels(cluster: &Cluster) -> LabelSet {
+    let values = [cluster.name.as_str(), cluster.binary.as_str()].map(bounded);
+    LabelSet::new(CLUSTER_LABELS.into_iter().zip(values))
+}
+
+/// A nullable text column as a label value: "" for NULL, bounded.
+pub fn text(value: &Option<String>) -> &str {
     bounded(value.as_deref().unwrap_or(""))
 }
 
@@ -48,7 +55,7 @@ pub fn cut_as_label(value: &mut String) {
 }
 
 /// Cuts `value` to at most [`MAX_LABEL_VALUE_BYTES`] bytes on a character boundary.
-fn bounded(value: &str) -> &str {
+pub fn bounded(value: &str) -> &str {
     if value.len() <= MAX_LABEL_VALUE_BYTES {
         return value;
     }

@@ -13,9 +13,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::compat;
 use super::exposition::{Exposition, LabelSet};
+use super::process::ProcessFigures;
 use super::schema::{self, Family};
-use crate::cinder::{DownCause, Thresholds, Verdict};
+use crate::cinder::{ClusterVerdict, DownCause, Thresholds, Verdict};
 use crate::snapshot::{Published, ServiceState, Snapshot};
 
 /// Size of the pieces a scrape is written and sent in.
@@ -30,6 +32,11 @@ pub struct RenderSettings {
     pub stale_after: Duration,
     /// `cinder_exporter_build_info` labels, rendered once.
     pub build_info: LabelSet,
+    /// Also write openstack-exporter's series ([`super::compat`]).
+    pub compat: bool,
+    /// Also write the process's own metrics ([`super::process`]): on `/metrics`, not
+    /// on `/probe`, which answers for one database.
+    pub process: bool,
 }
 
 impl RenderSettings {
@@ -42,7 +49,8 @@ impl RenderSettings {
         ])
     }
 
-    fn thresholds(&self) -> Thresholds {
+    /// The thresholds the verdicts use, from these settings.
+    pub fn thresholds(&self) -> Thresholds {
         Thresholds::new(
             self.service_down_time.as_secs_f64(),
             self.report_interval.as_secs_f64(),
@@ -74,8 +82,14 @@ struct ServiceCursor {
     /// The scrape's instant on the reference clock.
     reference_now: f64,
     thresholds: Thresholds,
+    /// Whether [`COMPAT_FAMILIES`] follow [`SERVICE_FAMILIES`].
+    compat: bool,
+    /// Index into the per-service families, then past them into [`CLUSTER_FAMILIES`].
     family: usize,
+    /// Index of the next service (or cluster) to write in the current family.
     service: usize,
+    /// The clusters' verdicts at the scrape's instant, computed once on reaching them.
+    cluster_verdicts: Option<Vec<ClusterVerdict>>,
 }
 
 impl ExpositionWriter {
@@ -88,12 +102,18 @@ impl ExpositionWriter {
     ) -> ExpositionWriter {
         let mut out = Exposition::with_capacity(CHUNK_BYTES + 4096);
         render_exporter(&mut out, &published, settings);
+        if settings.process {
+            ProcessFigures::read().render(&mut out);
+        }
         render_config(&mut out, settings);
+        if settings.compat {
+            compat::render_up(&mut out, bool_value(published.health.last_poll_ok));
+        }
         let services = published.snapshot.as_ref().and_then(|snapshot| {
             // Never present an old reading as current: an age computed from it would
             // keep growing plausibly while the services may have recovered long ago.
             let stale = now.saturating_duration_since(snapshot.taken_at) > settings.stale_after;
-            (!stale).then(|| ServiceCursor::new(Arc::clone(snapshot), settings.thresholds(), now))
+            (!stale).then(|| ServiceCursor::new(Arc::clone(snapshot), settings, now))
         });
         ExpositionWriter { out, services }
     }
@@ -119,21 +139,44 @@ impl ExpositionWriter {
 }
 
 impl ServiceCursor {
-    fn new(snapshot: Arc<Snapshot>, thresholds: Thresholds, now: Instant) -> ServiceCursor {
+    fn new(snapshot: Arc<Snapshot>, settings: &RenderSettings, now: Instant) -> ServiceCursor {
         ServiceCursor {
             reference_now: snapshot.reference_now(now),
             snapshot,
-            thresholds,
+            thresholds: settings.thresholds(),
+            compat: settings.compat,
             family: 0,
             service: 0,
+            cluster_verdicts: None,
         }
+    }
+
+    /// The `index`th per-service family of this scrape: the native ones, then the
+    /// compatibility ones when they are on.
+    fn family_at(&self, index: usize) -> Option<&'static ServiceFamily> {
+        SERVICE_FAMILIES.get(index).or_else(|| {
+            let compat = index.checked_sub(SERVICE_FAMILIES.len());
+            compat
+                .filter(|_| self.compat)
+                .and_then(|i| COMPAT_FAMILIES.get(i))
+        })
+    }
+
+    /// How many per-service families this scrape writes before the cluster ones.
+    fn per_service_families(&self) -> usize {
+        SERVICE_FAMILIES.len()
+            + if self.compat {
+                COMPAT_FAMILIES.len()
+            } else {
+                0
+            }
     }
 
     /// Writes until `out` holds `min_bytes` or the services are done; returns whether
     /// anything is left.
     fn write(&mut self, out: &mut Exposition, min_bytes: usize) -> bool {
         let services = &self.snapshot.services;
-        while let Some(family) = SERVICE_FAMILIES.get(self.family) {
+        while let Some(family) = self.family_at(self.family) {
             if self.service == 0 {
                 out.family(family.family);
             }
@@ -156,9 +199,46 @@ impl ServiceCursor {
             self.family += 1;
             self.service = 0;
         }
+        let per_service = self.per_service_families();
+        let clusters = &self.snapshot.clusters;
+        let verdicts = self.cluster_verdicts.get_or_insert_with(|| {
+            let down_time = self.thresholds.service_down_time;
+            clusters
+                .iter()
+                .map(|c| {
+                    c.cluster
+                        .verdict(self.reference_now, down_time, |i| services[i].updated_at)
+                })
+                .collect()
+        });
+        while let Some((family, value)) = CLUSTER_FAMILIES.get(self.family - per_service) {
+            if self.service == 0 {
+                out.family(family);
+            }
+            while let (Some(cluster), Some(verdict)) =
+                (clusters.get(self.service), verdicts.get(self.service))
+            {
+                out.sample(family.name, &cluster.labels, "", value(verdict));
+                self.service += 1;
+                if out.len() >= min_bytes {
+                    return true;
+                }
+            }
+            self.family += 1;
+            self.service = 0;
+        }
         false
     }
 }
+
+/// The per-cluster families and each one's value from the cluster's verdict.
+type ClusterFamily = (&'static Family, fn(&ClusterVerdict) -> f64);
+
+const CLUSTER_FAMILIES: [ClusterFamily; 3] = [
+    (&schema::CLUSTER_UP, |v| bool_value(v.up)),
+    (&schema::CLUSTER_SERVICES, |v| v.services as f64),
+    (&schema::CLUSTER_SERVICES_UP, |v| v.services_up as f64),
+];
 
 fn render_exporter(out: &mut Exposition, published: &Published, settings: &RenderSettings) {
     let health = &published.health;
@@ -244,7 +324,7 @@ macro_rules! judged {
     };
 }
 
-const SERVICE_FAMILIES: [ServiceFamily; 11] = [
+const SERVICE_FAMILIES: [ServiceFamily; 12] = [
     judged!(SERVICE_UP, |v| Some(bool_value(v.api_up))),
     judged!(SCHEDULER_UP, |v| Some(bool_value(v.scheduler_up))),
     fact!(ENABLED, |s| Some(bool_value(s.enabled))),
@@ -277,7 +357,16 @@ const SERVICE_FAMILIES: [ServiceFamily; 11] = [
             }
         },
     },
+    fact!(HEARTBEAT_SILENCE, |s| Some(s.heartbeat_silence)),
 ];
+
+/// The openstack-exporter compatible per-service families, written after the native
+/// ones when `compatibility: {openstack_exporter: true}`.
+const COMPAT_FAMILIES: [ServiceFamily; 1] = [ServiceFamily {
+    family: &schema::COMPAT_AGENT_STATE,
+    needs_verdict: true,
+    samples: compat::agent_state_sample,
+}];
 
 /// `cause="..."` rendered once per cause, indexed by the enum's discriminant.
 const CAUSE_LABELS: [&str; 5] = [
@@ -299,8 +388,8 @@ fn bool_value(b: bool) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cinder::Diagnosis;
-    use crate::snapshot::PollHealth;
+    use crate::cinder::{group_clusters, Diagnosis, Member};
+    use crate::snapshot::{ClusterState, PollHealth, ServiceText};
 
     #[test]
     fn cause_labels_follow_the_enum() {
@@ -320,6 +409,10 @@ mod tests {
                 ("zone", "nova"),
             ]),
             info_labels: LabelSet::new([("cluster", "")]),
+            compat_labels: Some(LabelSet::new([(
+                "hostname",
+                format!("node{i}@lvm").as_str(),
+            )])),
             enabled: true,
             report_count: 7,
             last_heartbeat: Some(1_000),
@@ -330,12 +423,15 @@ mod tests {
                 count_seen_since: 995.0,
                 advance_seen: true,
             },
+            heartbeat_silence: 10.0,
+            text: ServiceText::default(),
         };
         Arc::new(Published {
             snapshot: Some(Arc::new(Snapshot {
                 reference_time: 1_005.0,
                 taken_at,
                 services: (0..services).map(service).collect(),
+                clusters: Vec::new(),
             })),
             health: PollHealth {
                 last_poll_ok: true,
@@ -350,6 +446,8 @@ mod tests {
             report_interval: Duration::from_secs(10),
             stale_after: Duration::from_secs(30),
             build_info: RenderSettings::build_labels(),
+            compat: false,
+            process: false,
         }
     }
 
@@ -392,6 +490,45 @@ mod tests {
     }
 
     #[test]
+    fn compat_and_process_families_are_written_only_when_asked() {
+        let now = Instant::now();
+        let names = |settings: &RenderSettings| -> Vec<String> {
+            render(&published(2, now), settings, now)
+                .lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .map(|l| l.split(' ').next().unwrap_or("").to_string())
+                .collect()
+        };
+        let plain = names(&settings());
+        assert!(!plain
+            .iter()
+            .any(|n| n.starts_with("openstack_") || n.starts_with("process_")));
+        let both = names(&RenderSettings {
+            compat: true,
+            process: true,
+            ..settings()
+        });
+        let added: Vec<&str> = both
+            .iter()
+            .filter(|n| !plain.contains(n))
+            .map(String::as_str)
+            .collect();
+        let mut expected: Vec<&str> = schema::PROCESS.iter().map(|f| f.name).collect();
+        expected.extend(schema::COMPAT.iter().map(|f| f.name));
+        assert_eq!(added, expected);
+        let text = render(
+            &published(2, now),
+            &RenderSettings {
+                compat: true,
+                ..settings()
+            },
+            now,
+        );
+        assert!(text.contains("openstack_cinder_up 1\n"));
+        assert!(text.contains("openstack_cinder_agent_state{hostname=\"node1@lvm\"} 1\n"));
+    }
+
+    #[test]
     fn a_stale_snapshot_withholds_the_services() {
         let now = Instant::now();
         let published = published(2, now);
@@ -401,5 +538,62 @@ mod tests {
         assert!(text.contains("cinder_up 1\n"));
         let text = render(&published, &settings(), now + Duration::from_secs(29));
         assert!(text.contains("cinder_service_heartbeat_age_seconds{host=\"node1@lvm\",binary=\"cinder-volume\",zone=\"nova\"} 34\n"));
+    }
+
+    #[test]
+    fn clusters_are_judged_at_the_scrape_instant() {
+        let now = Instant::now();
+        let services = published(3, now)
+            .snapshot
+            .as_ref()
+            .unwrap()
+            .services
+            .clone();
+        let mut snapshot = Snapshot {
+            reference_time: 1_005.0,
+            taken_at: now,
+            services,
+            clusters: Vec::new(),
+        };
+        // Members 0 and 1 in c1@lvm, member 1 silent; member 2 alone in c2@lvm, silent.
+        snapshot.services[1].updated_at = Some(900);
+        snapshot.services[2].updated_at = Some(900);
+        let names = ["c1@lvm", "c1@lvm", "c2@lvm"];
+        let members = (0..3).map(|i| Member {
+            cluster_name: Some(names[i]),
+            binary: Some("cinder-volume"),
+            updated_at: snapshot.services[i].updated_at,
+        });
+        snapshot.clusters = group_clusters(members)
+            .into_iter()
+            .map(|cluster| ClusterState {
+                labels: crate::metrics::cluster_labels(&cluster),
+                cluster,
+            })
+            .collect();
+        let published = Arc::new(Published {
+            snapshot: Some(Arc::new(snapshot)),
+            health: PollHealth::default(),
+        });
+        let text = render(&published, &settings(), now);
+        for line in [
+            "cinder_cluster_up{cluster=\"c1@lvm\",binary=\"cinder-volume\"} 1\n",
+            "cinder_cluster_up{cluster=\"c2@lvm\",binary=\"cinder-volume\"} 0\n",
+            "cinder_cluster_services{cluster=\"c1@lvm\",binary=\"cinder-volume\"} 2\n",
+            "cinder_cluster_services_up{cluster=\"c1@lvm\",binary=\"cinder-volume\"} 1\n",
+            "cinder_cluster_services_up{cluster=\"c2@lvm\",binary=\"cinder-volume\"} 0\n",
+            "cinder_service_heartbeat_silence_seconds{host=\"node0@lvm\",binary=\"cinder-volume\",zone=\"nova\"} 10\n",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        // 56 s later the freshest member (1000) is 61 s old: the cluster is down.
+        let patient = RenderSettings {
+            stale_after: Duration::from_secs(120),
+            ..settings()
+        };
+        let later = render(&published, &patient, now + Duration::from_secs(56));
+        assert!(
+            later.contains("cinder_cluster_up{cluster=\"c1@lvm\",binary=\"cinder-volume\"} 0\n")
+        );
     }
 }

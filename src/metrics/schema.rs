@@ -14,13 +14,16 @@ pub struct Family {
     pub help: &'static str,
     /// Labels of its samples in output order, besides the identity labels
     /// ([`SERVICE_LABELS`]) that every `cinder_service_*` family but the skew budget
-    /// carries first.
+    /// carries first. The `cinder_cluster_*` families carry exactly these.
     pub labels: &'static [&'static str],
 }
 
 /// What identifies a service in every per-service series: cinder's `(host, binary)`,
 /// and the availability zone operators group by.
 pub const SERVICE_LABELS: [&str; 3] = ["host", "binary", "zone"];
+
+/// What identifies a cluster: cinder's `clusters` row is unique on `(name, binary)`.
+pub const CLUSTER_LABELS: [&str; 2] = ["cluster", "binary"];
 
 /// The labels `cinder_service_info` adds to [`SERVICE_LABELS`].
 pub const INFO_LABELS: [&str; 9] = [
@@ -134,9 +137,118 @@ family!(DOWN_CAUSE, "cinder_service_down_cause", Gauge,
     &["cause"],
     "Why the service shows down in cinder-api, one-hot over cause: none (up), heartbeat_stopped, clock_skew, heartbeat_late, unknown (not enough observations yet).");
 
+family!(HEARTBEAT_SILENCE, "cinder_service_heartbeat_silence_seconds", Gauge, NO_LABELS,
+    "Seconds report_count has certainly not advanced, as of the latest poll and by the database clock: since the poll that saw its latest advance (or first saw the service). Immune to the service's clock.");
+
+// Per cluster (services with a cluster_name): cinder's Cluster.is_up.
+family!(CLUSTER_UP, "cinder_cluster_up", Gauge, &CLUSTER_LABELS,
+    "1 if cinder sees the cluster up: the latest updated_at of its services >= now - service_down_time (the scheduler's rule), now being the database clock.");
+family!(
+    CLUSTER_SERVICES,
+    "cinder_cluster_services",
+    Gauge,
+    &CLUSTER_LABELS,
+    "Services whose cluster_name is this cluster, enabled or not."
+);
+family!(
+    CLUSTER_SERVICES_UP,
+    "cinder_cluster_services_up",
+    Gauge,
+    &CLUSTER_LABELS,
+    "Services of the cluster the scheduler sees up: updated_at >= now - service_down_time."
+);
+
+// Drop-in series of openstack-exporter (opt-in, `compatibility: {openstack_exporter:
+// true}`): names and labels are theirs, so existing alerts and dashboards keep working.
+// The labels are the whole set, in openstack-exporter's order (no identity labels).
+/// The labels of `openstack_cinder_agent_state`, as openstack-exporter names them.
+pub const AGENT_STATE_LABELS: [&str; 6] = [
+    "uuid",
+    "hostname",
+    "service",
+    "adminState",
+    "zone",
+    "disabledReason",
+];
+family!(COMPAT_AGENT_STATE, "openstack_cinder_agent_state", Gauge, &AGENT_STATE_LABELS,
+    "openstack-exporter compatible: 1 if cinder-api shows the service up, as cinder_service_up; uuid is the row's services.uuid (empty before Queens).");
+family!(
+    COMPAT_UP,
+    "openstack_cinder_up",
+    Gauge,
+    NO_LABELS,
+    "openstack-exporter compatible: cinder_up, 1 if the latest poll of the services table succeeded."
+);
+
+/// The compatibility families, in the order they are written.
+#[cfg(test)]
+pub const COMPAT: [&Family; 2] = [&COMPAT_UP, &COMPAT_AGENT_STATE];
+
+// The exporter process, named as every Prometheus client library names them, so that
+// the dashboards and alerts written for any exporter apply (`/metrics` only).
+family!(
+    PROCESS_CPU,
+    "process_cpu_seconds_total",
+    Counter,
+    NO_LABELS,
+    "Total user and system CPU time spent in seconds."
+);
+family!(
+    PROCESS_RESIDENT,
+    "process_resident_memory_bytes",
+    Gauge,
+    NO_LABELS,
+    "Resident memory size in bytes."
+);
+family!(
+    PROCESS_VIRTUAL,
+    "process_virtual_memory_bytes",
+    Gauge,
+    NO_LABELS,
+    "Virtual memory size in bytes."
+);
+family!(
+    PROCESS_START,
+    "process_start_time_seconds",
+    Gauge,
+    NO_LABELS,
+    "Start time of the process since unix epoch in seconds."
+);
+family!(
+    PROCESS_OPEN_FDS,
+    "process_open_fds",
+    Gauge,
+    NO_LABELS,
+    "Number of open file descriptors."
+);
+family!(
+    PROCESS_MAX_FDS,
+    "process_max_fds",
+    Gauge,
+    NO_LABELS,
+    "Maximum number of open file descriptors."
+);
+
+/// The process families, in the order they are written.
+#[cfg(test)]
+pub const PROCESS: [&Family; 6] = [
+    &PROCESS_CPU,
+    &PROCESS_RESIDENT,
+    &PROCESS_VIRTUAL,
+    &PROCESS_START,
+    &PROCESS_OPEN_FDS,
+    &PROCESS_MAX_FDS,
+];
+
+/// Name prefixes other than `cinder_`, each for a reason: another exporter's names
+/// (compatibility) or the names every client library gives process metrics.
+#[cfg(test)]
+const FOREIGN_PREFIXES: [(&str, &[&Family]); 2] =
+    [("openstack_cinder_", &COMPAT), ("process_", &PROCESS)];
+
 /// Every family, in the order `/metrics` writes them.
 #[cfg(test)]
-pub const ALL: [&Family; 21] = [
+pub const ALL: [&Family; 25] = [
     &UP,
     &BUILD_INFO,
     &POLL_DURATION,
@@ -158,6 +270,10 @@ pub const ALL: [&Family; 21] = [
     &CLOCK_OFFSET,
     &CLOCK_OFFSET_UNCERTAINTY,
     &DOWN_CAUSE,
+    &HEARTBEAT_SILENCE,
+    &CLUSTER_UP,
+    &CLUSTER_SERVICES,
+    &CLUSTER_SERVICES_UP,
 ];
 
 #[cfg(test)]
@@ -197,7 +313,7 @@ mod tests {
     fn readme_metric_table_and_schema_agree_both_ways() {
         let readme = readme_table();
         let mut schema = BTreeMap::new();
-        for family in ALL {
+        for family in every_family() {
             let extra: Vec<String> = family.labels.iter().map(|l| l.to_string()).collect();
             let kind = match family.kind {
                 MetricType::Gauge => "gauge",
@@ -213,19 +329,47 @@ mod tests {
         }
     }
 
+    /// The native families, then those under the foreign prefixes.
+    fn every_family() -> Vec<&'static Family> {
+        let foreign = FOREIGN_PREFIXES.iter().flat_map(|(_, f)| f.iter().copied());
+        ALL.iter().copied().chain(foreign).collect()
+    }
+
+    /// The name prefix a family must have: `cinder_`, or the one its foreign group
+    /// is allowed (and only that group).
+    fn allowed_prefix(family: &Family) -> &'static str {
+        FOREIGN_PREFIXES
+            .iter()
+            .find(|(_, group)| group.iter().any(|f| f.name == family.name))
+            .map_or("cinder_", |(prefix, _)| prefix)
+    }
+
     #[test]
     fn names_and_labels_follow_the_conventions() {
-        let mut names: Vec<&str> = ALL.iter().map(|f| f.name).collect();
+        let all = every_family();
+        let mut names: Vec<&str> = all.iter().map(|f| f.name).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), ALL.len(), "a family is defined twice");
-        for family in ALL {
+        assert_eq!(names.len(), all.len(), "a family is defined twice");
+        for family in all {
             let valid = |s: &str| {
                 s.chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             };
-            assert!(family.name.starts_with("cinder_") && valid(family.name));
-            assert!(family.labels.iter().all(|l| valid(l)), "{}", family.name);
+            assert!(
+                family.name.starts_with(allowed_prefix(family)) && valid(family.name),
+                "{}",
+                family.name
+            );
+            // openstack-exporter's label names are camelCase; ours snake_case.
+            let label_ok = |l: &str| {
+                if allowed_prefix(family) == "openstack_cinder_" {
+                    l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                } else {
+                    valid(l)
+                }
+            };
+            assert!(family.labels.iter().all(|l| label_ok(l)), "{}", family.name);
             assert_eq!(
                 family.kind == MetricType::Counter,
                 family.name.ends_with("_total"),

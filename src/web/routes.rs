@@ -1,5 +1,6 @@
-//! What the exporter answers: `/metrics`, the landing page, `/-/healthy` and
-//! `/-/ready`, behind basic auth and the configured extra headers.
+//! What the exporter answers: `/metrics`, `/probe` (in [`super::probe`]), the status
+//! page at `/` (in [`super::status_page`]), `/-/healthy` and `/-/ready`, behind basic
+//! auth and the configured extra headers.
 //!
 //! Scrapes are served from the published snapshot only: they never touch the
 //! database.
@@ -11,14 +12,15 @@ use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderName, HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE,
-    VARY, WWW_AUTHENTICATE,
+    HeaderName, HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CACHE_CONTROL,
+    CONTENT_ENCODING, CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::basic_auth::{BasicAuth, REALM};
-use crate::metrics::{ExpositionWriter, MetricsBody, RenderSettings};
-use crate::snapshot::SharedState;
+use super::status_page::{self, PageContext};
+use crate::metrics::{exporter_only, ExpositionWriter, MetricsBody, RenderSettings};
+use crate::targets::{Endpoint, Targets};
 
 /// The exposition's content type: text format 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -28,8 +30,10 @@ pub type ResponseBody = Either<Full<Bytes>, MetricsBody>;
 
 /// What every request handler needs.
 pub struct App {
-    state: Arc<SharedState>,
-    settings: RenderSettings,
+    /// The top-level database, served on the telemetry path; `None` with only targets.
+    main: Option<Endpoint>,
+    /// The named databases, served on `/probe?target=NAME`.
+    pub(super) targets: Targets,
     telemetry_path: String,
     /// With `basic_auth_users` in the web config: every request must authenticate.
     basic_auth: Option<Arc<BasicAuth>>,
@@ -39,10 +43,10 @@ pub struct App {
 
 impl App {
     /// The handler state, without authentication or extra headers.
-    pub fn new(state: Arc<SharedState>, settings: RenderSettings, telemetry_path: String) -> App {
+    pub fn new(main: Option<Endpoint>, targets: Targets, telemetry_path: String) -> App {
         App {
-            state,
-            settings,
+            main,
+            targets,
             telemetry_path,
             basic_auth: None,
             extra_headers: Vec::new(),
@@ -96,59 +100,116 @@ impl App {
             return response;
         }
         let path = request.uri().path();
+        let gzip = request
+            .headers()
+            .get(ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(accepts_gzip);
         if path == self.telemetry_path {
-            let gzip = request
-                .headers()
-                .get(ACCEPT_ENCODING)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(accepts_gzip);
             return self.metrics(gzip);
         }
         match path {
-            "/" => self.landing_page(),
+            "/" => self.status_page(request.uri().query()),
+            "/probe" => self.probe(request.uri().query(), gzip),
             "/-/healthy" => text(StatusCode::OK, "OK\n"),
-            "/-/ready" if self.state.is_ready() => text(StatusCode::OK, "Ready\n"),
-            "/-/ready" => text(
+            "/-/ready" if self.is_ready() => text(StatusCode::OK, "Ready\n"),
+            "/-/ready" if self.main.is_some() => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Not ready: no successful poll of the cinder database yet\n",
+            ),
+            "/-/ready" => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not ready: a target's first poll has not ended yet\n",
             ),
             _ => text(StatusCode::NOT_FOUND, "Not found\n"),
         }
     }
 
-    /// The exposition, from the latest published snapshot at this instant. It is
-    /// written while it is sent (see [`MetricsBody`]), so a scrape's memory does not
-    /// grow with the number of services.
-    fn metrics(&self, gzip: bool) -> Response<ResponseBody> {
-        let writer = ExpositionWriter::new(self.state.current(), &self.settings, Instant::now());
-        let mut response = Response::new(Either::Right(MetricsBody::new(writer, gzip)));
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
-        headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
-        if gzip {
-            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    /// With a top-level database: once its first poll succeeded (as before targets).
+    /// With only targets: once every target's first poll has ended, well or not, since
+    /// a target whose database is down is still answered truthfully (`cinder_up 0`),
+    /// and one dead database must not take the others out of a load balancer.
+    fn is_ready(&self) -> bool {
+        match &self.main {
+            Some(main) => main.state.is_ready(),
+            None => self.targets.iter().all(|(_, t)| t.has_answered()),
         }
-        response
     }
 
-    fn landing_page(&self) -> Response<ResponseBody> {
-        let path = html_escape(&self.telemetry_path);
-        let page = format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Cinder Exporter</title></head>\n\
-             <body>\n<h1>Cinder Exporter</h1>\n\
-             <p>Prometheus exporter for OpenStack Cinder services: up/down exactly as cinder judges it, and why.</p>\n\
-             <ul>\n<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n\
-             <li><a href=\"/-/ready\">Readiness</a> (ready once the first poll of the database succeeded)</li>\n</ul>\n\
-             <p>Version {}</p>\n</body>\n</html>\n",
-            env!("CARGO_PKG_VERSION")
-        );
+    /// The top-level database's exposition with the process metrics; with only
+    /// targets, the exporter's own metrics alone.
+    fn metrics(&self, gzip: bool) -> Response<ResponseBody> {
+        match &self.main {
+            Some(main) => exposition(main, gzip),
+            None => {
+                let body = exporter_only(&RenderSettings::build_labels());
+                let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+                response
+            }
+        }
+    }
+
+    /// The live status page of the top-level database, or of `?target=NAME`; with
+    /// only targets and none named, the list of them.
+    fn status_page(&self, query: Option<&str>) -> Response<ResponseBody> {
+        let targets: Vec<&str> = self.targets.names().collect();
+        let wanted = query.and_then(target_parameter);
+        let shown = match wanted.as_deref() {
+            Some(name) => match self.targets.get(name) {
+                Some(endpoint) => Some((Some(name), endpoint)),
+                None => return self.unknown_target(Some(name)),
+            },
+            None => self.main.as_ref().map(|main| (None, main)),
+        };
+        let context = |settings| PageContext {
+            settings,
+            telemetry_path: &self.telemetry_path,
+            now: Instant::now(),
+            target: shown.and_then(|(name, _)| name),
+            targets: &targets,
+        };
+        let page = match shown {
+            Some((_, endpoint)) => {
+                status_page::render(&endpoint.state.current(), &context(&endpoint.settings))
+            }
+            None => status_page::index(&targets, &self.telemetry_path),
+        };
         let mut response = Response::new(Either::Left(Full::new(Bytes::from(page))));
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
+        // Live data: a cached copy would show a fleet that no longer exists.
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
+}
+
+/// The value of `target=` in a query string.
+pub(super) fn target_parameter(query: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "target")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// One database's exposition, from its latest published snapshot at this instant. It
+/// is written while it is sent (see [`MetricsBody`]), so a scrape's memory does not
+/// grow with the number of services.
+pub(super) fn exposition(endpoint: &Endpoint, gzip: bool) -> Response<ResponseBody> {
+    let writer =
+        ExpositionWriter::new(endpoint.state.current(), &endpoint.settings, Instant::now());
+    let mut response = Response::new(Either::Right(MetricsBody::new(writer, gzip)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+    headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
 }
 
 /// 401 with the challenge that makes browsers and Prometheus send credentials.
@@ -161,7 +222,7 @@ fn unauthorized() -> Response<ResponseBody> {
     response
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+pub(super) fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
     let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(body.as_bytes()))));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -185,13 +246,6 @@ pub fn accepts_gzip(header: &str) -> bool {
         });
         (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
     })
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

@@ -1,0 +1,334 @@
+//! `targets:`: several cinder databases served by one exporter, each under a name
+//! (`/probe?target=NAME`), each with the keys the top level takes.
+//!
+//! A target stands alone: it inherits nothing from the top level (neither the database
+//! nor `service_down_time`), so that reading one target's block says everything about
+//! it, and `CINDER_EXPORTER_DATABASE_URL` applies to the top level only. Errors found
+//! after parsing point at the key inside the target's own block, not at the first key
+//! of that name anywhere in the file.
+
+use std::ops::Range;
+use std::path::Path;
+
+use super::{no_database, parse_yaml, resolve, Config, ConfigError, FileConfig};
+
+/// The whole configuration: the top-level database, if one is configured, and the
+/// named targets, sorted by name.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Served on `/metrics` (today's behaviour); `None` with only `targets:`.
+    pub main: Option<Config>,
+    pub targets: Vec<Target>,
+}
+
+/// One named database of `targets:`.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub name: String,
+    pub config: Config,
+}
+
+/// [`super::load`], with the targets: reads the YAML file (if any) and what it names.
+pub fn load_setup(
+    path: Option<&Path>,
+    env_database_url: Option<String>,
+) -> Result<Setup, ConfigError> {
+    match path {
+        Some(path) => {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                location: shown.clone(),
+                message: format!("cannot read config file: {e}"),
+            })?;
+            parse_setup(&text, &shown, env_database_url)
+        }
+        None => parse_setup("", "", env_database_url),
+    }
+}
+
+/// [`super::parse_str`], with the targets. Without a top-level database the file must
+/// have targets, and top-level keys that would only apply to that database are refused.
+pub fn parse_setup(
+    text: &str,
+    origin: &str,
+    env_database_url: Option<String>,
+) -> Result<Setup, ConfigError> {
+    let file: FileConfig = parse_yaml(text, origin)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let targets_block =
+        find_key(&lines, 0..lines.len(), "targets", Some(0)).map(|at| at..block_end(&lines, at));
+    let top = Section {
+        origin,
+        lines: &lines,
+        range: 0..lines.len(),
+        skip: targets_block.clone(),
+        fallback: origin.to_string(),
+    };
+    let main = resolve(&file, env_database_url, &|key| top.at(key))?;
+    let mut targets = Vec::new();
+    for (name, section) in file.targets.iter().flatten() {
+        let block = targets_block.clone().unwrap_or(0..lines.len());
+        targets.push(parse_target(name, section, &lines, block, origin)?);
+    }
+    if main.is_none() {
+        if targets.is_empty() {
+            return Err(no_database());
+        }
+        refuse_orphan_settings(&file, &top)?;
+    }
+    Ok(Setup { main, targets })
+}
+
+/// One target: its name checked, its block resolved like the top level.
+fn parse_target(
+    name: &str,
+    file: &FileConfig,
+    lines: &[&str],
+    targets_block: Range<usize>,
+    origin: &str,
+) -> Result<Target, ConfigError> {
+    let child_indent = lines[targets_block.clone()]
+        .iter()
+        .skip(1)
+        .find(|l| is_content(l))
+        .map(|l| indent(l));
+    let start = find_key(lines, targets_block.clone(), name, child_indent);
+    let range = start.map_or(targets_block.clone(), |at| at..block_end(lines, at));
+    let section = Section {
+        origin,
+        lines,
+        range,
+        skip: None,
+        fallback: start.map_or_else(|| origin.to_string(), |at| position(origin, lines, at)),
+    };
+    let in_target = |e: ConfigError| ConfigError {
+        message: format!("target {name:?}: {}", e.message),
+        ..e
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(in_target(ConfigError {
+            location: section.fallback.clone(),
+            message: "a target name takes only letters, digits, '.', '_' and '-' (it goes in \
+                      /probe?target=NAME)"
+                .into(),
+        }));
+    }
+    if file.targets.is_some() {
+        return Err(in_target(ConfigError {
+            location: section.at("targets"),
+            message: "targets cannot be nested: a target takes the top level's keys but targets"
+                .into(),
+        }));
+    }
+    let config = resolve(file, None, &|key| section.at(key)).map_err(in_target)?;
+    let config = config.ok_or_else(|| {
+        in_target(ConfigError {
+            location: section.fallback.clone(),
+            message: "no database configured: set database.url or database.url_file, or \
+                      cinder_conf pointing at a cinder.conf with [database] connection \
+                      (the environment variable applies to the top level only)"
+                .into(),
+        })
+    })?;
+    Ok(Target {
+        name: name.to_string(),
+        config,
+    })
+}
+
+/// Without a top-level database, a top-level setting would silently apply to nothing;
+/// targets inherit nothing, so say where it should go instead.
+fn refuse_orphan_settings(file: &FileConfig, top: &Section) -> Result<(), ConfigError> {
+    let set = [
+        ("cinder_conf", file.cinder_conf.is_some()),
+        ("service_down_time", file.service_down_time.is_some()),
+        ("report_interval", file.report_interval.is_some()),
+        ("poll_interval", file.poll_interval.is_some()),
+        ("query_timeout", file.query_timeout.is_some()),
+        ("stale_after", file.stale_after.is_some()),
+        ("compatibility", file.compatibility.is_some()),
+    ];
+    match set.into_iter().find(|(_, is_set)| *is_set) {
+        None => Ok(()),
+        Some((key, _)) => Err(ConfigError {
+            location: top.at(key),
+            message: format!(
+                "{key} applies to the top-level database, and none is configured (only \
+                 targets); targets inherit nothing: set {key} inside each target"
+            ),
+        }),
+    }
+}
+
+/// The lines of one section of the YAML text (the top level without `targets:`, or
+/// one target's block), to point errors found after parsing at the key in it: serde
+/// only knows positions while it deserializes.
+struct Section<'a> {
+    origin: &'a str,
+    lines: &'a [&'a str],
+    range: Range<usize>,
+    skip: Option<Range<usize>>,
+    /// Where to point when the key is not found (a flow-style mapping, say).
+    fallback: String,
+}
+
+impl Section<'_> {
+    /// `FILE:LINE:COL` of `key:` in this section.
+    fn at(&self, key: &str) -> String {
+        let skip = self.skip.clone().unwrap_or(0..0);
+        let candidates = self.range.clone().filter(|i| !skip.contains(i));
+        for i in candidates {
+            if key_at(self.lines[i], key) {
+                return position(self.origin, self.lines, i);
+            }
+        }
+        self.fallback.clone()
+    }
+}
+
+/// `FILE:LINE:COL` of line `index`'s first character.
+fn position(origin: &str, lines: &[&str], index: usize) -> String {
+    format!("{origin}:{}:{}", index + 1, indent(lines[index]) + 1)
+}
+
+/// The first line in `range` holding `key:` (at `at_indent` if given).
+fn find_key(
+    lines: &[&str],
+    range: Range<usize>,
+    key: &str,
+    at_indent: Option<usize>,
+) -> Option<usize> {
+    range
+        .into_iter()
+        .find(|&i| key_at(lines[i], key) && at_indent.is_none_or(|n| indent(lines[i]) == n))
+}
+
+/// Whether `line` starts a mapping entry `key:` (the key possibly quoted).
+fn key_at(line: &str, key: &str) -> bool {
+    let trimmed = line.trim_start().trim_start_matches("- ");
+    let unquoted = trimmed.trim_start_matches(['"', '\'']);
+    unquoted
+        .strip_prefix(key)
+        .map(|rest| rest.trim_start_matches(['"', '\'']).trim_start())
+        .is_some_and(|rest| rest.starts_with(':'))
+}
+
+/// The end (exclusive) of the block that the entry on line `start` opens: the next
+/// content line indented no deeper than it.
+fn block_end(lines: &[&str], start: usize) -> usize {
+    let own = indent(lines[start]);
+    (start + 1..lines.len())
+        .find(|&i| is_content(lines[i]) && indent(lines[i]) <= own)
+        .unwrap_or(lines.len())
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+fn is_content(line: &str) -> bool {
+    let trimmed = line.trim();
+    !trimmed.is_empty() && !trimmed.starts_with('#')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const TWO: &str = "\
+targets:
+  east:
+    database:
+      url: mysql://u:p@east/cinder
+    service_down_time: 60s
+  west:
+    database:
+      url: mysql://u:p@west/cinder
+    service_down_time: 20s
+    compatibility: {openstack_exporter: true}
+";
+
+    #[test]
+    fn targets_alone_leave_the_top_level_empty() {
+        let setup = parse_setup(TWO, "c.yml", None).unwrap();
+        assert!(setup.main.is_none());
+        let names: Vec<&str> = setup.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["east", "west"]);
+        let west = &setup.targets[1].config;
+        assert_eq!(west.service_down_time, Duration::from_secs(20));
+        assert!(west.compatibility.openstack_exporter);
+        assert!(!setup.targets[0].config.compatibility.openstack_exporter);
+        // The environment's URL is the top level's only.
+        let setup = parse_setup(TWO, "c.yml", Some("mysql://u:p@env/cinder".into())).unwrap();
+        assert!(setup.main.is_some());
+    }
+
+    fn error(text: &str) -> String {
+        parse_setup(text, "c.yml", None).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_point_inside_the_target() {
+        let stale = TWO.replace(
+            "service_down_time: 20s",
+            "poll_interval: 10s\n    stale_after: 5s",
+        );
+        assert!(
+            error(&stale).starts_with("c.yml:10:5: target \"west\": stale_after"),
+            "{}",
+            error(&stale)
+        );
+        let both = TWO.replace("url: mysql://u:p@west/cinder", "url: x\n      url_file: /f");
+        assert!(
+            error(&both).starts_with("c.yml:9:7: target \"west\""),
+            "{}",
+            error(&both)
+        );
+        let none = TWO.replace("    database:\n      url: mysql://u:p@west/cinder\n", "");
+        assert!(
+            error(&none).starts_with("c.yml:6:3: target \"west\": no database"),
+            "{}",
+            error(&none)
+        );
+        let nested = format!("{TWO}    targets: {{}}\n");
+        assert!(
+            error(&nested).starts_with("c.yml:11:5: target \"west\": targets cannot"),
+            "{}",
+            error(&nested)
+        );
+        let bad_name = TWO.replace("west:", "we st:");
+        assert!(
+            error(&bad_name).starts_with("c.yml:6:3: target \"we st\": a target name"),
+            "{}",
+            error(&bad_name)
+        );
+        let unknown = TWO.replace("service_down_time: 20s", "service_downtime: 20s");
+        assert!(
+            error(&unknown).starts_with("c.yml:9:5: "),
+            "{}",
+            error(&unknown)
+        );
+        let orphan = format!("service_down_time: 30s\n{TWO}");
+        assert!(
+            error(&orphan).starts_with("c.yml:1:1: service_down_time applies"),
+            "{}",
+            error(&orphan)
+        );
+        assert!(error("targets: {}\n").starts_with("no database configured"));
+    }
+
+    #[test]
+    fn top_level_keys_are_found_outside_the_targets() {
+        let text = format!("{TWO}database:\n  url: mysql://u:p@top/cinder\n  url_file: /f\n");
+        assert!(
+            error(&text).starts_with("c.yml:13:3: database.url and"),
+            "{}",
+            error(&text)
+        );
+    }
+}

@@ -12,15 +12,16 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::prometheus::RULES;
+use common::Alertmanager;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr, VectorSelector};
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
-const RULES: &str = "alerts/cinder-exporter.rules.yml";
 const RULE_TESTS: &str = "alerts/tests";
 const ALERTMANAGER: &str = "alerts/alertmanager.example.yml";
 const RUNBOOK: &str = "alerts/RUNBOOK.md";
@@ -773,94 +774,6 @@ fn inhibitions_name_real_alerts_and_labels_they_carry() {
     }
 }
 
-/// A real Alertmanager with the example configuration, killed on drop.
-struct Alertmanager {
-    child: Child,
-    address: String,
-    _storage: tempfile::TempDir,
-}
-
-impl Alertmanager {
-    fn start() -> Alertmanager {
-        let storage = tempfile::tempdir().expect("temp dir");
-        let address = format!("127.0.0.1:{}", common::free_port());
-        let mut last_error = None;
-        for binary in ["prometheus-alertmanager", "alertmanager"] {
-            let started = Command::new(binary)
-                .arg(format!(
-                    "--config.file={}",
-                    repository_path(ALERTMANAGER).display()
-                ))
-                .arg(format!("--storage.path={}", storage.path().display()))
-                .arg(format!("--web.listen-address={address}"))
-                .arg("--cluster.listen-address=")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            match started {
-                Ok(child) => {
-                    let alertmanager = Alertmanager {
-                        child,
-                        address,
-                        _storage: storage,
-                    };
-                    alertmanager.wait_ready();
-                    return alertmanager;
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => last_error = Some(e),
-                Err(e) => panic!("start {binary}: {e}"),
-            }
-        }
-        panic!(
-            "the Alertmanager is not installed ({last_error:?}): scripts/test installs it \
-             from Debian's `prometheus-alertmanager` package"
-        )
-    }
-
-    fn wait_ready(&self) {
-        common::wait_until(
-            "the Alertmanager to get ready",
-            Duration::from_secs(20),
-            || {
-                common::http::agent()
-                    .get(&format!("http://{}/-/ready", self.address))
-                    .call()
-                    .is_ok_and(|r| r.status() == 200)
-            },
-        );
-    }
-
-    fn post_alerts(&self, alerts: &Json) {
-        let response = common::http::agent()
-            .post(&format!("http://{}/api/v2/alerts", self.address))
-            .header("Content-Type", "application/json")
-            .send(alerts.to_string())
-            .expect("POST alerts");
-        assert_eq!(response.status(), 200, "POST /api/v2/alerts");
-    }
-
-    fn alerts(&self) -> Vec<Json> {
-        let mut response = common::http::agent()
-            .get(&format!("http://{}/api/v2/alerts", self.address))
-            .call()
-            .expect("GET alerts");
-        let body = response.body_mut().read_to_string().expect("body");
-        serde_json::from_str::<Json>(&body)
-            .expect("alerts JSON")
-            .as_array()
-            .expect("a list of alerts")
-            .clone()
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_alertmanager_example_keeps_one_incident_one_page() {
     let service =
@@ -1082,7 +995,7 @@ fn the_alertmanager_example_keeps_one_incident_one_page() {
         );
     }
 
-    let alertmanager = Alertmanager::start();
+    let alertmanager = Alertmanager::start(&repository_path(ALERTMANAGER));
     let posted: Vec<Json> = cases
         .iter()
         .map(|(labels, _)| serde_json::json!({"labels": labels}))

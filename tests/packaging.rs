@@ -16,14 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{block_on, free_port, repository, Database, Schema, Scrape};
-use mysql_async::prelude::Queryable;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use common::certs::Authority;
+use common::database::admin_rows;
+use common::exporter::database_config;
+use common::host::poll_until;
+use common::{free_port, repository, Database, PrivateServer, Schema, Scrape};
 
 const PACKAGE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -338,7 +337,7 @@ fn the_packaged_binary_runs_with_the_packaged_configuration() {
 
     // As on a controller: the database URL from cinder.conf's [database] connection.
     let db = Database::create(Schema::Cinder29);
-    insert_service(&db, "ctl1@lvm", "cinder-volume");
+    insert_live_service(&db);
     let work = tempfile::tempdir().unwrap();
     let pymysql_url = db.url().replacen("mysql://", "mysql+pymysql://", 1);
     let exporter = start_packaged(root.path(), work.path(), &pymysql_url);
@@ -401,7 +400,7 @@ fn the_static_binary_needs_no_shared_library() {
 /// address, and its URL with the host replaced by `name`.
 fn database_reached_as(name: &str) -> (Database, IpAddr, String) {
     let db = Database::create(Schema::Cinder29);
-    insert_service(&db, "ctl1@lvm", "cinder-volume");
+    insert_live_service(&db);
     let mut url = url::Url::parse(&db.url()).unwrap();
     let address = (url.host_str().unwrap(), url.port().unwrap_or(3306))
         .to_socket_addrs()
@@ -410,6 +409,12 @@ fn database_reached_as(name: &str) -> (Database, IpAddr, String) {
         .unwrap();
     url.set_host(Some(name)).unwrap();
     (db, address.ip(), url.to_string())
+}
+
+/// The live service the exporter must see: `ctl1@lvm`, created a day ago, its last
+/// heartbeat a second ago.
+fn insert_live_service(db: &Database) {
+    db.insert_service("ctl1@lvm", "cinder-volume", Some(-86_400), Some(-1), 1);
 }
 
 /// The exporter sees the service, so it reached the database.
@@ -430,7 +435,7 @@ fn the_static_binary_alone_in_an_empty_root_reads_the_database_by_host_name() {
     static_binary();
     let (_db, address, url) = database_reached_as("cinderdb");
     let root = EmptyRoot::new(&address.to_string());
-    root.write("config.yml", &config_for(&url));
+    root.write("config.yml", &database_config(&url));
     let exporter = root.start();
     exporter.wait_for("the service, the server named in /etc/hosts", service_seen);
     assert!(
@@ -458,7 +463,7 @@ fn the_static_binary_alone_in_an_empty_root_resolves_the_database_by_dns() {
         "etc/resolv.conf",
         &format!("nameserver {}\noptions timeout:1 attempts:2\n", dns.address),
     );
-    root.write("config.yml", &config_for(&url));
+    root.write("config.yml", &database_config(&url));
     let exporter = root.start();
     exporter.wait_for("the service, the server named by DNS", service_seen);
     assert!(
@@ -475,20 +480,21 @@ fn the_static_binary_alone_in_an_empty_root_verifies_tls_with_only_the_named_ca(
     };
     static_binary(); // built before the service's heartbeat starts to age
     let ca = Authority::new("cinder database CA");
-    let server = TlsServer::start(&ca, "cinderdb");
-    let db = Database::create_on(&server.url, Schema::Cinder29);
-    insert_service(&db, "ctl1@lvm", "cinder-volume");
+    let server = PrivateServer::start_with_tls(&ca, &["cinderdb"]);
+    let db = Database::create_on(server.url(), Schema::Cinder29);
+    insert_live_service(&db);
     // A user that may only connect over TLS: a scrape showing it proves TLS was used.
-    let port = url::Url::parse(&server.url).unwrap().port().unwrap();
-    admin(
-        &server.url,
-        &[
-            "CREATE USER 'chroot_tls'@'%' IDENTIFIED BY 'chroot_tls' REQUIRE SSL".to_string(),
-            format!(
-                "GRANT SELECT ON `{}`.services TO 'chroot_tls'@'%'",
-                db.name()
-            ),
-        ],
+    let port = common::database::port(server.url());
+    admin_rows(
+        server.url(),
+        "CREATE USER 'chroot_tls'@'%' IDENTIFIED BY 'chroot_tls' REQUIRE SSL",
+    );
+    admin_rows(
+        server.url(),
+        &format!(
+            "GRANT SELECT ON `{}`.services TO 'chroot_tls'@'%'",
+            db.name()
+        ),
     );
     let url = |ca_file: &str| {
         format!(
@@ -500,7 +506,7 @@ fn the_static_binary_alone_in_an_empty_root_verifies_tls_with_only_the_named_ca(
     // The right CA: verified, name and all, with no system CA store in the root.
     let root = EmptyRoot::new("127.0.0.1");
     root.write("ca.pem", &ca.pem);
-    root.write("config.yml", &config_for(&url("/ca.pem")));
+    root.write("config.yml", &database_config(&url("/ca.pem")));
     let exporter = root.start();
     exporter.wait_for("the service, over TLS", service_seen);
 
@@ -508,20 +514,18 @@ fn the_static_binary_alone_in_an_empty_root_verifies_tls_with_only_the_named_ca(
     let other = Authority::new("some other CA");
     let root = EmptyRoot::new("127.0.0.1");
     root.write("ca.pem", &other.pem);
-    root.write("config.yml", &config_for(&url("/ca.pem")));
+    root.write("config.yml", &database_config(&url("/ca.pem")));
     let refused = root.start();
     refused.wait_for("a refused certificate", |s| {
         s.value("cinder_up", &[]) == Some(0.0)
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !refused.log().contains("UnknownIssuer") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        refused.log().contains("UnknownIssuer"),
-        "no certificate error in the log:\n{}",
-        refused.log()
-    );
+    poll_until(Duration::from_secs(20), || {
+        let log = refused.log();
+        if log.contains("UnknownIssuer") {
+            return Ok(());
+        }
+        Err(format!("no certificate error in the log:\n{log}"))
+    });
 }
 
 /// `Some(())` when running as root; otherwise says why the test does nothing.
@@ -533,11 +537,6 @@ fn need_root(what: &str) -> Option<()> {
         eprintln!("SKIPPED: needs root to {what} (CI runs as root)");
         None
     }
-}
-
-/// The exporter's config for the chroot: the database URL, polling every 200 ms.
-fn config_for(database_url: &str) -> String {
-    format!("database:\n  url: {database_url}\npoll_interval: 200ms\n")
 }
 
 /// A root directory holding only the static binary, /etc/hosts (mapping `cinderdb`),
@@ -715,28 +714,20 @@ impl Running {
             port,
             log_file,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        poll_until(Duration::from_secs(20), || {
             if let Ok(Some(status)) = running.child.try_wait() {
                 panic!("the exporter exited ({status}):\n{}", running.log());
             }
-            if running.try_get("/-/healthy").map(|r| r.0) == Some(200) {
-                return running;
+            match running.try_get("/-/healthy") {
+                Some((200, _)) => Ok(()),
+                _ => Err(format!("the exporter did not answer:\n{}", running.log())),
             }
-            if Instant::now() > deadline {
-                panic!("the exporter did not answer:\n{}", running.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        });
+        running
     }
 
     fn try_get(&self, path: &str) -> Option<(u16, String)> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let mut response = agent
+        let mut response = common::http::agent()
             .get(&format!("http://127.0.0.1:{}{path}", self.port))
             .call()
             .ok()?;
@@ -751,22 +742,18 @@ impl Running {
 
     /// Scrapes until `ready` holds, or panics after 30 s naming `what`.
     fn wait_for(&self, what: &str, ready: impl Fn(&Scrape) -> bool) -> Scrape {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        poll_until(Duration::from_secs(30), || {
             let (status, body) = self.get("/metrics");
             assert_eq!(status, 200, "{body}");
             let scrape = Scrape::parse(&body);
             if ready(&scrape) {
-                return scrape;
+                return Ok(scrape);
             }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out waiting for {what}; last scrape:\n{body}\nlog:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            Err(format!(
+                "timed out waiting for {what}; last scrape:\n{body}\nlog:\n{}",
+                self.log()
+            ))
+        })
     }
 
     fn log(&self) -> String {
@@ -778,119 +765,5 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The database side
-// ---------------------------------------------------------------------------------------
-
-/// A live service that heartbeated a second ago.
-fn insert_service(db: &Database, host: &str, binary: &str) {
-    db.exec(&format!(
-        "INSERT INTO services (created_at, updated_at, deleted, host, `binary`, topic, \
-         report_count, disabled, availability_zone) VALUES (UTC_TIMESTAMP() - INTERVAL 1 DAY, \
-         UTC_TIMESTAMP() - INTERVAL 1 SECOND, 0, '{host}', '{binary}', '{binary}', 1, 0, 'nova')"
-    ));
-}
-
-/// Runs statements as the admin of the server at `server_url`.
-fn admin(server_url: &str, statements: &[String]) {
-    let url = server_url.to_string();
-    let statements = statements.to_vec();
-    block_on(async move {
-        let mut conn = mysql_async::Conn::from_url(url.as_str())
-            .await
-            .expect("connect as admin");
-        for sql in &statements {
-            conn.query_drop(sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        }
-        conn.disconnect().await.ok();
-    });
-}
-
-/// A certificate authority made for one test.
-struct Authority {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-impl Authority {
-    fn new(name: &str) -> Authority {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        let pem = params.self_signed(&key).unwrap().pem();
-        Authority {
-            issuer: Issuer::new(params, key),
-            pem,
-        }
-    }
-
-    /// A server certificate for the DNS name `name`, and its key (PEM).
-    fn server_certificate(&self, name: &str) -> (String, String) {
-        let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// A private MariaDB with TLS, its certificate naming `name`; killed on drop.
-struct TlsServer {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl TlsServer {
-    fn start(ca: &Authority, name: &str) -> TlsServer {
-        let dir = tempfile::Builder::new()
-            .prefix("cinder-exporter-mariadb-tls.")
-            .tempdir()
-            .unwrap();
-        let (cert, key) = ca.server_certificate(name);
-        let path = |file: &str| dir.path().join(file);
-        fs::write(path("ca.pem"), &ca.pem).unwrap();
-        fs::write(path("server-cert.pem"), cert).unwrap();
-        fs::write(path("server-key.pem"), key).unwrap();
-        let output = run(Command::new(repository().join("scripts/mariadb-throwaway"))
-            .arg("start")
-            .arg(dir.path())
-            .env(
-                "MARIADB_THROWAWAY_EXTRA_ARGS",
-                format!(
-                    "--ssl-ca={} --ssl-cert={} --ssl-key={}",
-                    path("ca.pem").display(),
-                    path("server-cert.pem").display(),
-                    path("server-key.pem").display()
-                ),
-            ));
-        let server = TlsServer {
-            url: text(&output.stdout).trim().to_string(),
-            dir,
-        };
-        assert!(
-            output.status.success(),
-            "mariadb-throwaway start: {}",
-            text(&output.stderr)
-        );
-        server
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = Command::new(repository().join("scripts/mariadb-throwaway"))
-            .arg("kill")
-            .arg(self.dir.path())
-            .output();
     }
 }

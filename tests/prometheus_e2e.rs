@@ -11,11 +11,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, wait_until, Database, Exporter, ExporterOptions, Schema, Simulator};
-use serde_json::Value;
+use common::prometheus::RULES;
+use common::{wait_until, Database, Exporter, ExporterOptions, Prometheus, Schema, Simulator};
 
 const FLEET: &str = "\
 services:
@@ -30,86 +29,6 @@ services:
     skew: -15
 ";
 
-/// Prometheus, killed on drop.
-struct Prometheus {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    fn start(exporter_address: &str) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let rules = common::repository().join("alerts/cinder-exporter.rules.yml");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 rule_files:\n  - {}\n\
-                 scrape_configs:\n  - job_name: cinder\n    static_configs:\n      - targets: ['{exporter_address}']\n",
-                rules.display()
-            ),
-        )
-        .unwrap();
-        let address = format!("127.0.0.1:{}", free_port());
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={address}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus (Debian's prometheus package; scripts/test installs it)");
-        Prometheus {
-            child,
-            address,
-            _dir: dir,
-        }
-    }
-
-    fn api(&self, path: &str, query: &[(&str, &str)]) -> Option<Value> {
-        let mut request = common::http::agent().get(&format!("http://{}{path}", self.address));
-        for (k, v) in query {
-            request = request.query(*k, *v);
-        }
-        let body = request.call().ok()?.body_mut().read_to_string().ok()?;
-        let value: Value = serde_json::from_str(&body).ok()?;
-        (value["status"] == "success").then(|| value["data"].clone())
-    }
-
-    /// The label sets an instant query returns, as `host -> cause` ("" when the series
-    /// has no cause label).
-    fn select(&self, expr: &str) -> BTreeMap<String, String> {
-        let data = self
-            .api("/api/v1/query", &[("query", expr)])
-            .unwrap_or_else(|| panic!("query failed: {expr}"));
-        data["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|series| {
-                let labels = &series["metric"];
-                (
-                    labels["host"].as_str().unwrap_or("").to_string(),
-                    labels["cause"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn prometheus_with_the_shipped_rules_names_the_right_services_and_causes() {
     let db = Database::create(Schema::Cinder29);
@@ -118,7 +37,7 @@ fn prometheus_with_the_shipped_rules_names_the_right_services_and_causes() {
         ExporterOptions::for_database(&db.url())
             .with_config("service_down_time: 10s\nreport_interval: 1s"),
     );
-    let prometheus = Prometheus::start(&exporter.address);
+    let prometheus = Prometheus::start(&exporter.address, Duration::from_secs(1));
 
     // The exporter's own verdicts first: the stopped service needs service_down_time of
     // silence, the skewed one a bracketed heartbeat.
@@ -158,9 +77,7 @@ fn prometheus_with_the_shipped_rules_names_the_right_services_and_causes() {
             );
         }
     }
-    let shipped =
-        std::fs::read_to_string(common::repository().join("alerts/cinder-exporter.rules.yml"))
-            .unwrap();
+    let shipped = std::fs::read_to_string(common::repository().join(RULES)).unwrap();
     let shipped_count = shipped.matches("- alert:").count() + shipped.matches("- record:").count();
     assert_eq!(
         rules.len(),
@@ -289,7 +206,7 @@ fn rows_that_look_alike_as_labels_reach_prometheus_as_one_series_each() {
     );
 
     // Prometheus scrapes it several times and drops nothing.
-    let prometheus = Prometheus::start(&exporter.address);
+    let prometheus = Prometheus::start(&exporter.address, Duration::from_secs(1));
     wait_until("five scrapes", Duration::from_secs(60), || {
         prometheus
             .api(

@@ -17,6 +17,11 @@ const EXIT_WAIT: Duration = Duration::from_secs(15);
 /// and it serves `cinder_up 0` and nothing about services; the web layer is whole.
 pub const UNREACHABLE_DATABASE: &str = "mysql://exporter:unused@127.0.0.1:1/cinder";
 
+/// The YAML config of an exporter reading `database_url`, polling every 200 ms.
+pub fn database_config(database_url: &str) -> String {
+    format!("database:\n  url: {database_url}\npoll_interval: 200ms\n")
+}
+
 /// How to start the exporter.
 pub struct ExporterOptions {
     /// The YAML config file's text (written to a temp file), if any.
@@ -28,9 +33,7 @@ pub struct ExporterOptions {
 impl ExporterOptions {
     /// The exporter against `database_url`, polling every 200 ms.
     pub fn for_database(database_url: &str) -> ExporterOptions {
-        ExporterOptions::with_yaml(&format!(
-            "database:\n  url: {database_url}\npoll_interval: 200ms\n"
-        ))
+        ExporterOptions::with_yaml(&database_config(database_url))
     }
 
     /// The exporter with no database to read: for the web layer alone.

@@ -8,6 +8,8 @@
 //! - [`exporter`]: the real exporter binary as a child process, or run to its exit.
 //! - [`simulator`]: `cinder_fleet_sim` as a child process, and the heartbeats it wrote.
 //! - [`metrics`]: `/metrics` parsed with a real exposition-format parser.
+//! - [`prometheus`]: a real Prometheus scraping the exporter with the shipped rules, and
+//!   a real Alertmanager, read through their HTTP APIs.
 //! - [`http`]: raw HTTP/1 requests and responses, and the `ureq` agent the tests use.
 //! - [`https`]: the test's rustls client for the exporter's TLS endpoint.
 //! - [`certs`]: certificate authorities and certificates made at test time with rcgen.
@@ -23,6 +25,7 @@ pub mod http;
 pub mod https;
 pub mod mariadb;
 pub mod metrics;
+pub mod prometheus;
 pub mod simulator;
 
 pub use database::{admin_url, block_on, Database, Schema};
@@ -30,4 +33,5 @@ pub use exporter::{run_exporter_to_exit, Exporter, ExporterOptions};
 pub use host::{free_port, repository, wait_until};
 pub use mariadb::PrivateServer;
 pub use metrics::{Sample, Scrape};
+pub use prometheus::{Alertmanager, Prometheus};
 pub use simulator::Simulator;

@@ -28,8 +28,11 @@ pub struct Heartbeat {
     pub stamp: f64,
     /// The service's clock skew when it took the stamp.
     pub skew: f64,
-    /// Seconds from the stamp until the save had returned (the log line's time): an
-    /// upper bound on how long the heartbeat took to become visible.
+    /// When the save had returned (the log line's time), in unix seconds: the
+    /// heartbeat was visible then.
+    pub logged_at: f64,
+    /// Seconds from the stamp until [`logged_at`](Self::logged_at): an upper bound on
+    /// how long the heartbeat took to become visible.
     pub latency: f64,
     /// The scripted change (clock step, resume, new interval) this heartbeat follows
     /// most recently, numbered from 1 in the order of the log; 0 before any.
@@ -186,6 +189,7 @@ fn parse_heartbeats<'a>(lines: impl Iterator<Item = &'a str>, host: &str) -> Vec
                 count,
                 stamp,
                 skew,
+                logged_at,
                 latency: logged_at - (stamp - skew),
                 change,
                 change_kind,

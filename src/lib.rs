@@ -25,6 +25,7 @@ pub mod database;
 pub mod shutdown;
 
 mod cinder;
+mod databases;
 mod metrics;
 mod poller;
 mod run;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::Pool;
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::cinder::{
@@ -25,12 +26,25 @@ use crate::snapshot::{
     ClusterState, PollHealth, Published, ServiceState, ServiceText, SharedState, Snapshot,
 };
 
+/// Completes when `updates` has news (or has closed); never when there is none.
+async fn updated(updates: &mut Option<watch::Receiver<Arc<Config>>>) {
+    match updates {
+        Some(updates) => {
+            let _ = updates.changed().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Longest wait between attempts while the database is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Owns the database pool and all state that lives across polls.
 pub struct Poller {
+    /// The settings in force; a reload that keeps the database sends new ones here.
     config: Arc<Config>,
+    /// New settings from a reload; `None` once the sender is gone.
+    updates: Option<watch::Receiver<Arc<Config>>>,
     state: Arc<SharedState>,
     pool: Pool,
     /// The columns as the latest poll found them. `None` at start and after a failure:
@@ -55,10 +69,12 @@ pub struct Poller {
 impl Poller {
     /// Prepares the pool; no connection is made until the first poll, so the exporter
     /// starts (and serves `cinder_up 0`) even when the database is down.
-    pub fn new(config: Arc<Config>, state: Arc<SharedState>) -> Poller {
+    pub fn new(updates: watch::Receiver<Arc<Config>>, state: Arc<SharedState>) -> Poller {
+        let config = Arc::clone(&updates.borrow());
         let pool = Pool::new(config.database.connection_options(config.query_timeout));
         Poller {
             config,
+            updates: Some(updates),
             state,
             pool,
             schema: None,
@@ -73,18 +89,33 @@ impl Poller {
         }
     }
 
-    /// Polls until shutdown, then closes the pool.
+    /// Polls until shutdown, then closes the pool. New settings take effect while it
+    /// waits: a new `poll_interval` moves the next poll at once.
     pub async fn run(mut self, mut shutdown: Shutdown) {
-        loop {
+        'polls: loop {
             let started = Instant::now();
             self.poll().await;
-            let next = started + self.delay();
-            tokio::select! {
-                _ = tokio::time::sleep_until(next.into()) => {}
-                _ = shutdown.requested() => break,
+            loop {
+                let next = started + self.delay();
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next.into()) => continue 'polls,
+                    _ = updated(&mut self.updates) => self.take_update(),
+                    _ = shutdown.requested() => break 'polls,
+                }
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.pool.disconnect()).await;
+    }
+
+    /// Adopts the settings a reload sent, or stops listening once the sender is gone.
+    fn take_update(&mut self) {
+        if let Some(updates) = &mut self.updates {
+            match updates.has_changed() {
+                Ok(true) => self.config = Arc::clone(&updates.borrow_and_update()),
+                Ok(false) => {}
+                Err(_) => self.updates = None,
+            }
+        }
     }
 
     /// One poll: read, update trackers, publish. Failures are published too.

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tracing::{error, info, warn, Instrument};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
 
 use crate::cli::{bind_address, Cli};
 use crate::config::{Config, Setup, DATABASE_URL_ENV};
-use crate::poller::Poller;
-use crate::targets::{Endpoint, Targets};
-use crate::web::{self, App, WebSecurity};
-use crate::{config, shutdown};
+use crate::databases::Databases;
+use crate::web::{self, App, Guard, ReloadRequest, WebSecurity};
+use crate::{config, metrics, shutdown};
 
 /// Exit status for configuration errors, as the issue tracker and operators expect.
 pub const EXIT_CONFIG_ERROR: u8 = 2;
@@ -74,47 +75,99 @@ fn start(cli: Cli) -> Result<ExitCode, StartError> {
     Ok(status)
 }
 
-/// Listens, polls and serves until a shutdown signal.
+/// Listens, polls and serves until a shutdown signal; reloads on SIGHUP and on
+/// `POST /-/reload`.
 async fn run(cli: Cli, setup: Setup, security: WebSecurity) -> Result<ExitCode, StartError> {
+    // First of all: SIGHUP's default action would end the process.
+    let hangups = signal(SignalKind::hangup())
+        .map_err(|e| StartError::Other(format!("cannot listen for SIGHUP: {e}")))?;
     let listener = listen(&cli).await?;
     log_start(&cli, &setup, &security, &listener);
+    metrics::record_reload(true);
     let (trigger, shutdown) = shutdown::channel();
-    let mut pollers = Vec::new();
-    let main = setup.main.map(|config| {
-        let endpoint = Endpoint::new(config, true);
-        pollers.push(start_poller(&endpoint, None, &shutdown));
-        endpoint
-    });
-    let mut targets = Targets::default();
-    for target in setup.targets {
-        let endpoint = Endpoint::new(target.config, false);
-        pollers.push(start_poller(&endpoint, Some(&target.name), &shutdown));
-        targets.insert(target.name, endpoint);
-    }
+    let mut databases = Databases::default();
+    let served = databases.apply(setup);
+    let (reload_requests, requests) = mpsc::channel(4);
     let app = Arc::new(
-        App::new(main, targets, cli.telemetry_path.clone())
-            .with_basic_auth(security.basic_auth)
-            .with_headers(security.headers),
+        App::new(served, Guard::of(security), cli.telemetry_path.clone())
+            .with_reloads(reload_requests),
     );
-    let tls = security
-        .tls
-        .map(|(_, config)| tokio_rustls::TlsAcceptor::from(config));
-    let server = tokio::spawn(web::serve(listener, app, tls, shutdown));
+    let server = tokio::spawn(web::serve(listener, Arc::clone(&app), shutdown));
 
-    shutdown::signal().await;
+    let reloader = Reloader {
+        cli: &cli,
+        app: &app,
+        databases: &mut databases,
+    };
+    reloader.serve_until_shutdown(hangups, requests).await;
     info!("shutting down");
     trigger.fire();
-    let stopped = tokio::time::timeout(Duration::from_secs(2), async {
-        let _ = server.await;
-        for poller in pollers {
-            let _ = poller.await;
-        }
-    })
-    .await;
+    let stopped = tokio::time::timeout(Duration::from_secs(2), server).await;
     if stopped.is_err() {
-        error!("tasks did not stop in time; exiting anyway");
+        error!("the HTTP server did not stop in time; exiting anyway");
     }
+    databases.stop(Duration::from_secs(1)).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a reload needs: where the files are, and what it replaces.
+struct Reloader<'a> {
+    cli: &'a Cli,
+    app: &'a App,
+    databases: &'a mut Databases,
+}
+
+impl Reloader<'_> {
+    /// Reloads on each SIGHUP and each request until SIGTERM or SIGINT.
+    async fn serve_until_shutdown(
+        mut self,
+        mut hangups: Signal,
+        mut requests: mpsc::Receiver<ReloadRequest>,
+    ) {
+        let stop = shutdown::signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                Some(()) = hangups.recv() => {
+                    info!("SIGHUP: reloading the configuration");
+                    let _ = self.reload();
+                }
+                Some(answer) = requests.recv() => {
+                    info!("POST /-/reload: reloading the configuration");
+                    let _ = answer.send(self.reload());
+                }
+            }
+        }
+    }
+
+    /// Reads `--config.file` (and the cinder.conf files it names) and
+    /// `--web.config.file` again; puts them in force only if both are good.
+    fn reload(&mut self) -> Result<(), String> {
+        let setup = config::load_setup(
+            self.cli.config_file.as_deref(),
+            std::env::var(DATABASE_URL_ENV).ok(),
+        )
+        .map_err(|e| e.to_string());
+        let security = match self.cli.web_config_file.as_deref() {
+            None => Ok(WebSecurity::default()),
+            Some(path) => web::load_web_config(path).map_err(|e| e.to_string()),
+        };
+        match (setup, security) {
+            (Ok(setup), Ok(security)) => {
+                let served = self.databases.apply(setup);
+                self.app.replace(served, Guard::of(security));
+                metrics::record_reload(true);
+                info!("configuration reloaded");
+                Ok(())
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                metrics::record_reload(false);
+                error!(%error, "reload failed; the running configuration stays in force");
+                Err(error)
+            }
+        }
+    }
 }
 
 /// Binds `--web.listen-address` after checking the flags that shape the endpoint.
@@ -189,47 +242,4 @@ fn log_database(target: &str, path: &str, config: &Config) {
              scheduler among them, raise their own service_down_time to 2.5 x report_interval)"
         );
     }
-}
-
-/// Starts the poller of one database; a target's log lines name it.
-fn start_poller(
-    endpoint: &Endpoint,
-    target: Option<&str>,
-    shutdown: &shutdown::Shutdown,
-) -> tokio::sync::oneshot::Receiver<()> {
-    let poller = Poller::new(Arc::clone(&endpoint.config), Arc::clone(&endpoint.state));
-    let (thread, span) = match target {
-        None => ("poller".to_string(), tracing::Span::none()),
-        Some(name) => (format!("poll-{name}"), tracing::info_span!("target", name)),
-    };
-    spawn_poller(poller, thread, span, shutdown.clone())
-}
-
-/// Runs the poller on a thread and runtime of its own. Its allocations per poll (the
-/// rows and the new snapshot: tens of megabytes at 50,000 services) then always come
-/// from one malloc arena, instead of from whichever worker thread the task last ran on,
-/// each of which would keep its own arena grown to that size. The receiver completes
-/// when the poller has stopped. Each database has its own poller thread, so a slow or
-/// hanging database delays no other.
-fn spawn_poller(
-    poller: Poller,
-    name: String,
-    span: tracing::Span,
-    shutdown: shutdown::Shutdown,
-) -> tokio::sync::oneshot::Receiver<()> {
-    let (stopped, receiver) = tokio::sync::oneshot::channel();
-    let thread = std::thread::Builder::new().name(name).spawn(move || {
-        match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime.block_on(poller.run(shutdown).instrument(span)),
-            Err(e) => error!("cannot start the poller's runtime: {e}"),
-        }
-        let _ = stopped.send(());
-    });
-    if let Err(e) = thread {
-        error!("cannot start the poller thread: {e}");
-    }
-    receiver
 }

@@ -14,15 +14,16 @@ use crate::snapshot::SharedState;
 /// One database as the web side sees it: what the poller publishes and how to render
 /// it.
 pub struct Endpoint {
-    pub config: Arc<Config>,
     pub state: Arc<SharedState>,
     pub settings: RenderSettings,
 }
 
 impl Endpoint {
-    /// A database not polled yet. `process`: whether its exposition also carries the
-    /// exporter process's metrics (`/metrics` does, `/probe` does not).
-    pub fn new(config: Config, process: bool) -> Endpoint {
+    /// The database `config` describes, whose poller publishes into `state` (kept
+    /// across a reload that leaves the database as it was). `process`: whether its
+    /// exposition also carries the exporter process's metrics (`/metrics` does,
+    /// `/probe` does not).
+    pub fn new(config: &Config, state: Arc<SharedState>, process: bool) -> Endpoint {
         let settings = RenderSettings {
             service_down_time: config.service_down_time,
             report_interval: config.report_interval,
@@ -31,11 +32,7 @@ impl Endpoint {
             compat: config.compatibility.openstack_exporter,
             process,
         };
-        Endpoint {
-            config: Arc::new(config),
-            state: Arc::new(SharedState::default()),
-            settings,
-        }
+        Endpoint { state, settings }
     }
 
     /// Whether the first poll has ended, well or not: from then on a scrape says

@@ -44,7 +44,7 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// The validated configuration the exporter runs with.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Where the services table lives; `database_source` says which setting gave it.
     pub database: DatabaseUrl,

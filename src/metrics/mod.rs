@@ -8,6 +8,7 @@ mod compat;
 mod exposition;
 mod labels;
 mod process;
+mod reload;
 mod render;
 mod schema;
 
@@ -16,4 +17,5 @@ pub use compat::agent_state_labels;
 pub use exposition::LabelSet;
 pub use labels::{cluster_labels, cut_as_label, identity_labels, info_labels, text as label_text};
 pub use process::exporter_only;
+pub use reload::record_reload;
 pub use render::{ExpositionWriter, RenderSettings};

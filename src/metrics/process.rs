@@ -84,6 +84,7 @@ pub fn exporter_only(build_info: &LabelSet) -> String {
     out.family(&schema::BUILD_INFO);
     out.sample(schema::BUILD_INFO.name, build_info, "", 1.0);
     ProcessFigures::read().render(&mut out);
+    super::reload::render(&mut out);
     out.take(0)
 }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::compat;
 use super::exposition::{Exposition, LabelSet};
 use super::process::ProcessFigures;
+use super::reload;
 use super::schema::{self, Family};
 use crate::cinder::{ClusterVerdict, DownCause, Thresholds, Verdict};
 use crate::snapshot::{Published, ServiceState, Snapshot};
@@ -104,6 +105,7 @@ impl ExpositionWriter {
         render_exporter(&mut out, &published, settings);
         if settings.process {
             ProcessFigures::read().render(&mut out);
+            reload::render(&mut out);
         }
         render_config(&mut out, settings);
         if settings.compat {
@@ -514,6 +516,7 @@ mod tests {
             .map(String::as_str)
             .collect();
         let mut expected: Vec<&str> = schema::PROCESS.iter().map(|f| f.name).collect();
+        expected.extend(schema::RELOAD.iter().map(|f| f.name));
         expected.extend(schema::COMPAT.iter().map(|f| f.name));
         assert_eq!(added, expected);
         let text = render(

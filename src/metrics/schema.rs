@@ -240,6 +240,27 @@ pub const PROCESS: [&Family; 6] = [
     &PROCESS_MAX_FDS,
 ];
 
+// The configuration's reloads (`/metrics` only, with the process), named as Prometheus
+// names its own, so the alert operators have for Prometheus fits.
+family!(
+    RELOAD_SUCCESSFUL,
+    "cinder_exporter_config_last_reload_successful",
+    Gauge,
+    NO_LABELS,
+    "1 if the latest reload of --config.file and --web.config.file (SIGHUP or POST /-/reload) succeeded, 0 if it failed and the previous configuration is still in force."
+);
+family!(
+    RELOAD_SUCCESS_TIMESTAMP,
+    "cinder_exporter_config_last_reload_success_timestamp_seconds",
+    Gauge,
+    NO_LABELS,
+    "Unix time of the latest successful configuration load: the start, or the latest successful reload."
+);
+
+/// The reload families, in the order they are written (after the process ones).
+#[cfg(test)]
+pub const RELOAD: [&Family; 2] = [&RELOAD_SUCCESSFUL, &RELOAD_SUCCESS_TIMESTAMP];
+
 /// Name prefixes other than `cinder_`, each for a reason: another exporter's names
 /// (compatibility) or the names every client library gives process metrics.
 #[cfg(test)]
@@ -332,7 +353,7 @@ mod tests {
     /// The native families, then those under the foreign prefixes.
     fn every_family() -> Vec<&'static Family> {
         let foreign = FOREIGN_PREFIXES.iter().flat_map(|(_, f)| f.iter().copied());
-        ALL.iter().copied().chain(foreign).collect()
+        ALL.iter().copied().chain(RELOAD).chain(foreign).collect()
     }
 
     /// The name prefix a family must have: `cinder_`, or the one its foreign group

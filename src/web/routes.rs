@@ -17,7 +17,13 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 
+use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::TlsAcceptor;
+
 use super::basic_auth::{BasicAuth, REALM};
+use super::config::WebSecurity;
+use super::probe::{probe, unknown_target};
 use super::status_page::{self, PageContext};
 use crate::metrics::{exporter_only, ExpositionWriter, MetricsBody, RenderSettings};
 use crate::targets::{Endpoint, Targets};
@@ -28,41 +34,75 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8
 /// Every response's body: a small fixed text, or the streamed exposition.
 pub type ResponseBody = Either<Full<Bytes>, MetricsBody>;
 
+/// The databases served: replaced whole when a reload changes them.
+pub struct Served {
+    /// The top-level database, served on the telemetry path; `None` with only targets.
+    pub main: Option<Endpoint>,
+    /// The named databases, served on `/probe?target=NAME`.
+    pub targets: Targets,
+}
+
+/// What `--web.config.file` puts around every response: replaced whole on a reload, so
+/// a connection sees one web configuration, never half of two.
+pub struct Guard {
+    /// With `basic_auth_users`: every request must authenticate.
+    pub basic_auth: Option<Arc<BasicAuth>>,
+    /// `http_server_config.headers`, added to every response.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// With `tls_server_config`: every new connection starts with a handshake.
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl Guard {
+    /// The guard a web configuration describes.
+    pub fn of(security: WebSecurity) -> Guard {
+        Guard {
+            basic_auth: security.basic_auth,
+            headers: security.headers,
+            tls: security.tls.map(|(_, config)| TlsAcceptor::from(config)),
+        }
+    }
+}
+
+/// A request to reload the configuration, answered with the outcome.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
 /// What every request handler needs.
 pub struct App {
-    /// The top-level database, served on the telemetry path; `None` with only targets.
-    main: Option<Endpoint>,
-    /// The named databases, served on `/probe?target=NAME`.
-    pub(super) targets: Targets,
+    served: ArcSwap<Served>,
+    guard: ArcSwap<Guard>,
     telemetry_path: String,
-    /// With `basic_auth_users` in the web config: every request must authenticate.
-    basic_auth: Option<Arc<BasicAuth>>,
-    /// `http_server_config.headers`, added to every response.
-    extra_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Where `POST /-/reload` asks for a reload; `None` where nothing reloads.
+    reloads: Option<mpsc::Sender<ReloadRequest>>,
 }
 
 impl App {
-    /// The handler state, without authentication or extra headers.
-    pub fn new(main: Option<Endpoint>, targets: Targets, telemetry_path: String) -> App {
+    /// The handler state.
+    pub fn new(served: Served, guard: Guard, telemetry_path: String) -> App {
         App {
-            main,
-            targets,
+            served: ArcSwap::from_pointee(served),
+            guard: ArcSwap::from_pointee(guard),
             telemetry_path,
-            basic_auth: None,
-            extra_headers: Vec::new(),
+            reloads: None,
         }
     }
 
-    /// Requires basic auth on every path.
-    pub fn with_basic_auth(mut self, basic_auth: Option<Arc<BasicAuth>>) -> App {
-        self.basic_auth = basic_auth;
+    /// Lets `POST /-/reload` send its requests there.
+    pub fn with_reloads(mut self, reloads: mpsc::Sender<ReloadRequest>) -> App {
+        self.reloads = Some(reloads);
         self
     }
 
-    /// Adds these headers to every response.
-    pub fn with_headers(mut self, headers: Vec<(HeaderName, HeaderValue)>) -> App {
-        self.extra_headers = headers;
-        self
+    /// Serves `served` and guards with `guard` from the next request on; requests
+    /// under way finish with what they started with.
+    pub fn replace(&self, served: Served, guard: Guard) {
+        self.served.store(Arc::new(served));
+        self.guard.store(Arc::new(guard));
+    }
+
+    /// The TLS acceptor for a new connection, if TLS is on.
+    pub(super) fn tls(&self) -> Option<TlsAcceptor> {
+        self.guard.load().tls.clone()
     }
 
     /// Authentication, routing, then the configured extra headers.
@@ -70,7 +110,8 @@ impl App {
         self: Arc<Self>,
         request: Request<Incoming>,
     ) -> Response<ResponseBody> {
-        let mut response = match &self.basic_auth {
+        let guard = self.guard.load_full();
+        let mut response = match &guard.basic_auth {
             Some(auth)
                 if !auth
                     .check(
@@ -85,13 +126,16 @@ impl App {
             }
             _ => Arc::clone(&self).handle(request).await,
         };
-        for (name, value) in &self.extra_headers {
+        for (name, value) in &guard.headers {
             response.headers_mut().insert(name.clone(), value.clone());
         }
         response
     }
 
     async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<ResponseBody> {
+        if request.uri().path() == "/-/reload" {
+            return self.reload(request.method()).await;
+        }
         if request.method() != Method::GET && request.method() != Method::HEAD {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
             response
@@ -105,15 +149,16 @@ impl App {
             .get(ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok())
             .is_some_and(accepts_gzip);
+        let served = self.served.load();
         if path == self.telemetry_path {
-            return self.metrics(gzip);
+            return metrics(&served, gzip);
         }
         match path {
-            "/" => self.status_page(request.uri().query()),
-            "/probe" => self.probe(request.uri().query(), gzip),
+            "/" => self.status_page(&served, request.uri().query()),
+            "/probe" => probe(&served, request.uri().query(), gzip),
             "/-/healthy" => text(StatusCode::OK, "OK\n"),
-            "/-/ready" if self.is_ready() => text(StatusCode::OK, "Ready\n"),
-            "/-/ready" if self.main.is_some() => text(
+            "/-/ready" if is_ready(&served) => text(StatusCode::OK, "Ready\n"),
+            "/-/ready" if served.main.is_some() => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Not ready: no successful poll of the cinder database yet\n",
             ),
@@ -125,28 +170,38 @@ impl App {
         }
     }
 
-    /// With a top-level database: once its first poll succeeded (as before targets).
-    /// With only targets: once every target's first poll has ended, well or not, since
-    /// a target whose database is down is still answered truthfully (`cinder_up 0`),
-    /// and one dead database must not take the others out of a load balancer.
-    fn is_ready(&self) -> bool {
-        match &self.main {
-            Some(main) => main.state.is_ready(),
-            None => self.targets.iter().all(|(_, t)| t.has_answered()),
+    /// `POST /-/reload`: re-reads the configuration files; 200 once the new ones are
+    /// in force, 500 with the reason when they are refused (the old ones stay).
+    async fn reload(&self, method: &Method) -> Response<ResponseBody> {
+        if method != Method::POST {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Use POST to reload\n");
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            return response;
         }
-    }
-
-    /// The top-level database's exposition with the process metrics; with only
-    /// targets, the exporter's own metrics alone.
-    fn metrics(&self, gzip: bool) -> Response<ResponseBody> {
-        match &self.main {
-            Some(main) => exposition(main, gzip),
-            None => {
-                let body = exporter_only(&RenderSettings::build_labels());
+        let (answer, outcome) = oneshot::channel();
+        let asked = match &self.reloads {
+            Some(reloads) => reloads.send(answer).await.is_ok(),
+            None => false,
+        };
+        let outcome = match asked {
+            true => outcome
+                .await
+                .unwrap_or_else(|_| Err("the reload was dropped".into())),
+            false => Err("reloading is not available".into()),
+        };
+        match outcome {
+            Ok(()) => text(StatusCode::OK, "Reloaded\n"),
+            Err(reason) => {
+                let body =
+                    format!("Reload failed; the previous configuration stays in force: {reason}\n");
                 let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
-                response
-                    .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
                 response
             }
         }
@@ -154,15 +209,15 @@ impl App {
 
     /// The live status page of the top-level database, or of `?target=NAME`; with
     /// only targets and none named, the list of them.
-    fn status_page(&self, query: Option<&str>) -> Response<ResponseBody> {
-        let targets: Vec<&str> = self.targets.names().collect();
+    fn status_page(&self, served: &Served, query: Option<&str>) -> Response<ResponseBody> {
+        let targets: Vec<&str> = served.targets.names().collect();
         let wanted = query.and_then(target_parameter);
         let shown = match wanted.as_deref() {
-            Some(name) => match self.targets.get(name) {
+            Some(name) => match served.targets.get(name) {
                 Some(endpoint) => Some((Some(name), endpoint)),
-                None => return self.unknown_target(Some(name)),
+                None => return unknown_target(served, Some(name)),
             },
-            None => self.main.as_ref().map(|main| (None, main)),
+            None => served.main.as_ref().map(|main| (None, main)),
         };
         let context = |settings| PageContext {
             settings,
@@ -186,6 +241,33 @@ impl App {
         // Live data: a cached copy would show a fleet that no longer exists.
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+/// With a top-level database: once its first poll succeeded (as before targets).
+/// With only targets: once every target's first poll has ended, well or not, since
+/// a target whose database is down is still answered truthfully (`cinder_up 0`),
+/// and one dead database must not take the others out of a load balancer.
+fn is_ready(served: &Served) -> bool {
+    match &served.main {
+        Some(main) => main.state.is_ready(),
+        None => served.targets.iter().all(|(_, t)| t.has_answered()),
+    }
+}
+
+/// The top-level database's exposition with the process metrics; with only
+/// targets, the exporter's own metrics alone.
+fn metrics(served: &Served, gzip: bool) -> Response<ResponseBody> {
+    match &served.main {
+        Some(main) => exposition(main, gzip),
+        None => {
+            let body = exporter_only(&RenderSettings::build_labels());
+            let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+            response
+        }
     }
 }
 

@@ -62,12 +62,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(900);
 
 /// Accepts connections until shutdown, then lets in-flight requests finish within
 /// [`SHUTDOWN_GRACE`]. With `tls`, every connection starts with a TLS handshake.
-pub async fn serve(
-    listener: TcpListener,
-    app: Arc<App>,
-    tls: Option<TlsAcceptor>,
-    mut shutdown: Shutdown,
-) {
+pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: Shutdown) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let pressure = Arc::new(Notify::new());
     let clock = Instant::now();
@@ -109,7 +104,8 @@ pub async fn serve(
                 activity,
             },
         };
-        let tls = tls.clone();
+        // Per connection: a reload may have turned TLS on or off, or changed it.
+        let tls = app.tls();
         tokio::spawn(async move {
             connection.run(io, tls).await;
             drop(permit);

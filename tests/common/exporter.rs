@@ -177,6 +177,30 @@ impl Exporter {
         }
     }
 
+    /// The `--config.file` it was started with (written from [`ExporterOptions`]).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self._config_dir.path().join("config.yml")
+    }
+
+    /// Replaces the text of its `--config.file` (it reads it again on a reload).
+    pub fn rewrite_config(&self, yaml: &str) {
+        std::fs::write(self.config_path(), yaml).expect("rewrite config");
+    }
+
+    /// Sends it SIGHUP.
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success(), "kill -HUP failed");
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// GET `path`: status and body (no gzip).
     pub fn get(&self, path: &str) -> (u16, String) {
         let mut response = http::agent()

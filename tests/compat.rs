@@ -7,10 +7,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::{Database, Exporter, ExporterOptions, Schema, Scrape};
+use common::{wait_until, Database, Exporter, ExporterOptions, Prometheus, Schema, Scrape};
 
 const WAIT: Duration = Duration::from_secs(30);
 const AGENT_STATE: &str = "openstack_cinder_agent_state";
@@ -313,77 +313,25 @@ fn promtool(dir: &std::path::Path, test: &str) -> (bool, String) {
 }
 
 /// A real Prometheus scraping the exporter as the Prometheus Operator scrapes a
-/// Kubernetes Service: the target carries a `service` label. Killed on drop.
-struct Prometheus {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
+/// Kubernetes Service: the target carries a `service` label.
+fn prometheus_with_a_service_label(exporter: &str) -> Prometheus {
+    Prometheus::with_config(&format!(
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+         scrape_configs:\n  - job_name: openstack-exporter\n    static_configs:\n\
+         \x20     - targets: ['{exporter}']\n        labels: {{service: cinder-exporter}}\n"
+    ))
 }
 
-impl Prometheus {
-    fn start(exporter: &str) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-                 scrape_configs:\n  - job_name: openstack-exporter\n    static_configs:\n\
-                 \x20     - targets: ['{exporter}']\n        labels: {{service: cinder-exporter}}\n"
-            ),
-        )
-        .unwrap();
-        let address = format!("127.0.0.1:{}", common::free_port());
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={address}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus (Debian's prometheus package; scripts/test installs it)");
-        Prometheus {
-            child,
-            address,
-            _dir: dir,
-        }
-    }
-
-    /// The label sets an instant query returns, or `None` while Prometheus cannot answer.
-    fn query(&self, expr: &str) -> Option<Vec<serde_json::Map<String, serde_json::Value>>> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .into();
-        let url = format!("http://{}/api/v1/query", self.address);
-        let body = agent
-            .get(&url)
-            .query("query", expr)
-            .call()
-            .ok()?
-            .body_mut()
-            .read_to_string()
-            .ok()?;
-        let value: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let result = value["data"]["result"].as_array()?;
-        Some(
-            result
-                .iter()
-                .filter_map(|s| s["metric"].as_object().cloned())
-                .collect(),
-        )
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The label sets an instant query returns.
+fn label_sets(
+    prometheus: &Prometheus,
+    expr: &str,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    prometheus
+        .query(expr)
+        .iter()
+        .filter_map(|s| s["metric"].as_object().cloned())
+        .collect()
 }
 
 #[test]
@@ -391,15 +339,13 @@ fn prometheus_renames_service_to_exported_service_as_vexxhosts_rules_expect() {
     let db = fleet();
     let exporter = compat_exporter(&db);
     exporter.wait_for("every service", WAIT, all_rows_in);
-    let prometheus = Prometheus::start(&exporter.address);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let scraped = loop {
-        match prometheus.query(AGENT_STATE) {
-            Some(series) if series.len() == 5 => break series,
-            _ if Instant::now() > deadline => panic!("Prometheus never scraped the five series"),
-            _ => std::thread::sleep(Duration::from_millis(250)),
-        }
-    };
+    let prometheus = prometheus_with_a_service_label(&exporter.address);
+    wait_until(
+        "Prometheus to scrape the five series",
+        Duration::from_secs(90),
+        || label_sets(&prometheus, AGENT_STATE).len() == 5,
+    );
+    let scraped = label_sets(&prometheus, AGENT_STATE);
     for series in &scraped {
         assert_eq!(
             series["service"], "cinder-exporter",
@@ -409,17 +355,18 @@ fn prometheus_renames_service_to_exported_service_as_vexxhosts_rules_expect() {
             .as_str()
             .is_some_and(|s| s.starts_with("cinder-")));
     }
-    let selected: BTreeSet<String> = prometheus
-        .query("min by (exported_service) (openstack_cinder_agent_state) == 0")
-        .expect("query")
-        .iter()
-        .map(|labels| {
-            labels["exported_service"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect();
+    let selected: BTreeSet<String> = label_sets(
+        &prometheus,
+        "min by (exported_service) (openstack_cinder_agent_state) == 0",
+    )
+    .iter()
+    .map(|labels| {
+        labels["exported_service"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    })
+    .collect();
     // cinder-backup's only service is up (if disabled): not selected.
     assert_eq!(
         selected,

@@ -155,23 +155,7 @@ impl<'de> Deserialize<'de> for PositiveDuration {
     }
 }
 
-/// Loads the configuration from the optional YAML file, the environment value of
-/// [`DATABASE_URL_ENV`] and the cinder.conf files the YAML names.
-pub fn load(path: Option<&Path>, env_database_url: Option<String>) -> Result<Config, ConfigError> {
-    match path {
-        Some(path) => {
-            let shown = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-                location: shown.clone(),
-                message: format!("cannot read config file: {e}"),
-            })?;
-            parse_str(&text, &shown, env_database_url)
-        }
-        None => parse_str("", "", env_database_url),
-    }
-}
-
-/// [`load`] for YAML text already in memory; `origin` names it in errors (the file's
+/// The top-level database's configuration from YAML text already in memory; `origin` names it in errors (the file's
 /// path). Files the text refers to (cinder.conf, `database.url_file`) are still read.
 /// Empty text means all defaults, as a missing `--config.file` does.
 pub fn parse_str(

@@ -28,7 +28,8 @@ pub struct Target {
     pub config: Config,
 }
 
-/// [`super::load`], with the targets: reads the YAML file (if any) and what it names.
+/// The configuration: reads the YAML file (if any), the environment value of
+/// [`super::DATABASE_URL_ENV`] and the cinder.conf files the YAML names.
 pub fn load_setup(
     path: Option<&Path>,
     env_database_url: Option<String>,

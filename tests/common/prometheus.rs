@@ -41,19 +41,20 @@ impl Prometheus {
     /// Scrapes the exporter at `exporter_address` (as job `cinder`) and evaluates
     /// [`RULES`] every `interval`.
     pub fn start(exporter_address: &str, interval: Duration) -> Prometheus {
-        let dir = tempfile::tempdir().expect("temp dir");
         let every = format!("{}ms", interval.as_millis());
+        Prometheus::with_config(&format!(
+            "global:\n  scrape_interval: {every}\n  evaluation_interval: {every}\n\
+             rule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: cinder\n    static_configs:\n      - targets: ['{exporter_address}']\n",
+            repository().join(RULES).display()
+        ))
+    }
+
+    /// Prometheus with exactly this `prometheus.yml`.
+    pub fn with_config(config_text: &str) -> Prometheus {
+        let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: {every}\n  evaluation_interval: {every}\n\
-                 rule_files:\n  - {}\n\
-                 scrape_configs:\n  - job_name: cinder\n    static_configs:\n      - targets: ['{exporter_address}']\n",
-                repository().join(RULES).display()
-            ),
-        )
-        .expect("write prometheus.yml");
+        std::fs::write(&config, config_text).expect("write prometheus.yml");
         let address = format!("127.0.0.1:{}", free_port());
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))

@@ -230,6 +230,11 @@ fn systemd_accepts_the_unit_and_rates_it_hardened() {
             fs::copy(&path, copy).unwrap();
         }
     }
+    // ExecReload runs `/bin/kill`, from procps, a dependency of the package: put the
+    // host's in the root, as installing the dependency would.
+    let bin = root.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::copy("/bin/kill", bin.join("kill")).expect("/bin/kill (procps)");
     let output = run(Command::new("systemd-analyze")
         .arg("verify")
         .arg(format!("--root={}", root.path().display()))

@@ -10,11 +10,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::certs::Authority;
-use common::database::{admin_rows, port};
+use common::database::admin_rows;
+use common::users::User;
 use common::{
     admin_url, run_exporter_to_exit, Database, Exporter, ExporterOptions, PrivateServer, Schema,
     Scrape,
@@ -28,87 +28,6 @@ const PASSWORD: &str = "s3cr3t-Pa55word";
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-static NEXT_USER: AtomicU32 = AtomicU32::new(0);
-
-/// A database user of one test's own, with [`PASSWORD`]; dropped on drop.
-struct User {
-    server: String,
-    name: String,
-}
-
-impl User {
-    /// `CREATE USER '<unique>'@'%' IDENTIFIED BY PASSWORD [REQUIRE <require>]`.
-    fn create(server_url: &str, prefix: &str, require: &str) -> User {
-        let name = format!(
-            "{prefix}_{}_{}",
-            std::process::id(),
-            NEXT_USER.fetch_add(1, Ordering::Relaxed)
-        );
-        let require = if require.is_empty() {
-            String::new()
-        } else {
-            format!(" REQUIRE {require}")
-        };
-        admin_rows(
-            server_url,
-            &format!("CREATE USER '{name}'@'%' IDENTIFIED BY '{PASSWORD}'{require}"),
-        );
-        User {
-            server: server_url.to_string(),
-            name,
-        }
-    }
-
-    fn grant_select_on_services(&self, db: &Database) {
-        admin_rows(
-            &self.server,
-            &format!(
-                "GRANT SELECT ON `{}`.`services` TO '{}'@'%'",
-                db.name(),
-                self.name
-            ),
-        );
-    }
-
-    /// The URL the exporter gets: this user, [`PASSWORD`], `host` and the server's port.
-    fn url(&self, host: &str, db: &Database, query: &str) -> String {
-        let query = if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{query}")
-        };
-        format!(
-            "mysql://{}:{PASSWORD}@{host}:{}/{}{query}",
-            self.name,
-            port(&self.server),
-            db.name()
-        )
-    }
-
-    /// `SHOW GRANTS` with the password hash cut out.
-    fn grants(&self) -> Vec<String> {
-        admin_rows(
-            &self.server,
-            &format!("SHOW GRANTS FOR '{}'@'%'", self.name),
-        )
-        .into_iter()
-        .map(|g| match g.find(" IDENTIFIED BY PASSWORD") {
-            Some(at) => g[..at].to_string(),
-            None => g,
-        })
-        .collect()
-    }
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        common::database::run_best_effort(
-            &self.server,
-            format!("DROP USER IF EXISTS '{}'@'%'", self.name),
-        );
-    }
-}
 
 /// A database holding two services: one up, one down.
 fn fleet(server_url: &str, schema: Schema) -> Database {
@@ -235,7 +154,7 @@ fn failure_line(log: &str) -> &str {
 fn least_privilege_is_enough(schema: Schema) {
     let server = admin_url();
     let db = fleet(&server, schema);
-    let user = User::create(&server, "cinder_exporter", "");
+    let user = User::create(&server, "cinder_exporter", PASSWORD, "");
     user.grant_select_on_services(&db);
     // Exactly the README's grant, and nothing else.
     let grants = user.grants();
@@ -281,7 +200,7 @@ fn missing_grants_are_named_in_the_log() {
     let db = fleet(&server, Schema::Cinder29);
 
     // No grant at all: the server refuses the database.
-    let nothing = User::create(&server, "cinder_exporter", "");
+    let nothing = User::create(&server, "cinder_exporter", PASSWORD, "");
     assert_eq!(
         nothing.grants(),
         vec![format!("GRANT USAGE ON *.* TO `{}`@`%`", nothing.name)]
@@ -295,7 +214,7 @@ fn missing_grants_are_named_in_the_log() {
 
     // A grant on another table of the database: connected, but `services` is invisible.
     db.exec("CREATE TABLE volumes (id INT)");
-    let elsewhere = User::create(&server, "cinder_exporter", "");
+    let elsewhere = User::create(&server, "cinder_exporter", PASSWORD, "");
     admin_rows(
         &server,
         &format!(
@@ -311,7 +230,7 @@ fn missing_grants_are_named_in_the_log() {
     assert!(line.contains(&elsewhere.name), "{line}");
 
     // SELECT on some columns only: information_schema shows only those.
-    let columns = User::create(&server, "cinder_exporter", "");
+    let columns = User::create(&server, "cinder_exporter", PASSWORD, "");
     admin_rows(
         &server,
         &format!(
@@ -380,7 +299,7 @@ fn tls_with_a_pinned_ca_verifies_the_server() {
     let other = Authority::new("some other CA");
     let server = PrivateServer::start_with_tls(&ca, &["localhost"]);
     let db = fleet(server.url(), Schema::Cinder29);
-    let user = User::create(server.url(), "cinder_exporter_tls", "SSL");
+    let user = User::create(server.url(), "cinder_exporter_tls", PASSWORD, "SSL");
     user.grant_select_on_services(&db);
     let files = Files::new();
     let ca_file = q(&files.write("ca.pem", &ca.pem));
@@ -419,9 +338,9 @@ fn tls_with_a_pinned_ca_verifies_the_server() {
     let web_roots = exporter_for(&user.url("localhost", &db, "ssl=true"));
     // Accounts the server would also let in without TLS: the session is encrypted
     // because the exporter asked for it, and only then.
-    let open_tls_user = User::create(server.url(), "cinder_exporter_open", "");
+    let open_tls_user = User::create(server.url(), "cinder_exporter_open", PASSWORD, "");
     open_tls_user.grant_select_on_services(&db);
-    let open_plain_user = User::create(server.url(), "cinder_exporter_open", "");
+    let open_plain_user = User::create(server.url(), "cinder_exporter_open", PASSWORD, "");
     open_plain_user.grant_select_on_services(&db);
     let open_tls = exporter_for(&open_tls_user.url("localhost", &db, &format!("ssl_ca={ca_file}")));
     let open_plain = exporter_for(&open_plain_user.url("127.0.0.1", &db, ""));
@@ -505,7 +424,7 @@ fn tls_is_never_dropped_when_the_server_lacks_it() {
         return;
     }
     let db = fleet(server.url(), Schema::Cinder29);
-    let user = User::create(server.url(), "cinder_exporter", "");
+    let user = User::create(server.url(), "cinder_exporter", PASSWORD, "");
     user.grant_select_on_services(&db);
     let required = exporter_for(&user.url("127.0.0.1", &db, "ssl_mode=REQUIRED"));
     let log = expect_failure(&required, "REQUIRED, server without TLS", "does not offer");
@@ -520,9 +439,9 @@ fn tls_client_certificates_and_ip_addresses() {
     let other = Authority::new("some other CA");
     let server = PrivateServer::start_with_tls(&ca, &["localhost", "127.0.0.1"]);
     let db = fleet(server.url(), Schema::Cinder29);
-    let tls_user = User::create(server.url(), "cinder_exporter_tls", "SSL");
+    let tls_user = User::create(server.url(), "cinder_exporter_tls", PASSWORD, "SSL");
     tls_user.grant_select_on_services(&db);
-    let x509_user = User::create(server.url(), "cinder_exporter_x509", "X509");
+    let x509_user = User::create(server.url(), "cinder_exporter_x509", PASSWORD, "X509");
     x509_user.grant_select_on_services(&db);
     let files = Files::new();
     let ca_file = q(&files.write("ca.pem", &ca.pem));
@@ -592,7 +511,7 @@ fn assert_not_in_cmdline(exporter: &Exporter) {
 fn the_password_comes_from_a_file_or_the_environment_and_is_never_shown() {
     let server = admin_url();
     let db = fleet(&server, Schema::Cinder29);
-    let user = User::create(&server, "cinder_exporter", "");
+    let user = User::create(&server, "cinder_exporter", PASSWORD, "");
     user.grant_select_on_services(&db);
     let url = user.url("127.0.0.1", &db, "");
 

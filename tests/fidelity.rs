@@ -7,7 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{free_port, Database, Exporter, ExporterOptions, Schema, Scrape};
+use common::users::User;
+use common::{Database, Exporter, ExporterOptions, Schema, Scrape};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -78,30 +79,14 @@ fn a_cinder_upgrade_while_running_is_read_at_once() {
     );
 }
 
-/// An account of the test's own on the test server, dropped after.
-struct TestUser(String);
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        common::database::run_best_effort(
-            &common::admin_url(),
-            format!("DROP USER IF EXISTS '{}'@'%'", self.0),
-        );
-    }
-}
-
 #[test]
 fn cinder_conf_values_are_read_as_oslo_config_reads_them() {
     let db = Database::create(Schema::Cinder29);
     insert(&db, "ctl1@lvm", "cinder-volume", 0);
     // A password with a `$`, which cinder.conf must write `$$`.
-    let user = TestUser(format!("cinder_exporter_test_u{}", free_port()));
-    let name = &user.0;
-    db.exec(&format!("CREATE USER '{name}'@'%' IDENTIFIED BY 'pa$word'"));
-    db.exec(&format!(
-        "GRANT SELECT ON `{}`.`services` TO '{name}'@'%'",
-        db.name()
-    ));
+    let user = User::create(&common::admin_url(), "cinder_exporter_test", "pa$word", "");
+    user.grant_select_on_services(&db);
+    let name = &user.name;
     // The host and port of the test server, from the admin URL.
     let server = common::admin_url()
         .trim_end_matches('/')

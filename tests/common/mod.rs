@@ -13,6 +13,7 @@
 //! - [`http`]: raw HTTP/1 requests and responses, and the `ureq` agent the tests use.
 //! - [`https`]: the test's rustls client for the exporter's TLS endpoint.
 //! - [`certs`]: certificate authorities and certificates made at test time with rcgen.
+//! - [`users`]: database accounts of a test's own, dropped after.
 //! - [`host`]: the repository root, free ports, waiting until something holds.
 
 #![allow(dead_code, unused_imports)] // each test binary uses its own part of this module
@@ -27,6 +28,7 @@ pub mod mariadb;
 pub mod metrics;
 pub mod prometheus;
 pub mod simulator;
+pub mod users;
 
 pub use database::{admin_url, block_on, Database, Schema};
 pub use exporter::{run_exporter_to_exit, Exporter, ExporterOptions};

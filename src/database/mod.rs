@@ -12,7 +12,9 @@ mod read;
 mod schema;
 mod server;
 
+// The simulator detects the schema as the exporter does; the rest is the poller's.
 pub use error::ReadError;
-pub use read::{read_services, Reading};
-pub use schema::{detect_schema, Schema, OPTIONAL_COLUMNS, POLL_QUERY, REQUIRED_COLUMNS};
-pub use server::{identify_server, Server};
+pub(crate) use read::{read_services, Reading};
+pub use schema::detect_schema;
+pub(crate) use schema::{Schema, POLL_QUERY};
+pub(crate) use server::{identify_server, Server};

@@ -21,8 +21,6 @@ pub struct Reading {
     pub sent_at: Instant,
     /// The exporter's wall clock at the same moment, unix seconds.
     pub sent_at_unix: f64,
-    /// Live rows (`deleted = 0`) read.
-    pub rows: usize,
     /// Values that could not be read (e.g. a zero date); the row is kept with NULL
     /// there. Each names the row id and column.
     pub problems: Vec<String>,
@@ -52,7 +50,6 @@ pub async fn read_services(
         .collect();
     let schema = Schema::from_columns(&names)?;
     let mut reference_time = None;
-    let mut rows = 0;
     let mut problems = Vec::new();
     result
         .for_each(|row| {
@@ -66,7 +63,6 @@ pub async fn read_services(
                 reference_time = decoder.datetime(0, "UTC_TIMESTAMP(6)");
             }
             if let (Some(now), Some(service)) = (reference_time, decoder.service()) {
-                rows += 1;
                 on_row(now, service);
             }
         })
@@ -79,7 +75,6 @@ pub async fn read_services(
         reference_time,
         sent_at,
         sent_at_unix,
-        rows,
         problems,
         schema,
     })

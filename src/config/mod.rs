@@ -19,7 +19,7 @@ mod targets;
 pub use cinder_conf::parse_cinder_conf;
 pub use database_url::DatabaseUrl;
 pub use duration::parse_duration;
-pub use targets::{load_setup, parse_setup, Setup, Target};
+pub(crate) use targets::{load_setup, parse_setup, Setup};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,10 @@
 //! The background task that reads the services table: one query per poll, whatever
 //! the number of scrapers, with reconnect and backoff, and the per-row heartbeat
 //! trackers that the diagnosis needs.
+//!
+//! When to poll ([`run_schedule`]) is kept apart from what a poll does ([`Poller`]),
+//! so that the schedule (intervals, backoff, a reload's new `poll_interval`) is tested
+//! on a paused clock without a database.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +22,8 @@ use crate::config::Config;
 use crate::database::{
     detect_schema, identify_server, read_services, ReadError, Reading, Schema, Server, POLL_QUERY,
 };
-use crate::metrics::{
+use crate::metrics::own;
+use crate::series::{
     agent_state_labels, cluster_labels, cut_as_label, identity_labels, info_labels, label_text,
 };
 use crate::shutdown::Shutdown;
@@ -26,25 +31,66 @@ use crate::snapshot::{
     ClusterState, PollHealth, Published, ServiceState, ServiceText, SharedState, Snapshot,
 };
 
-/// Completes when `updates` has news (or has closed); never when there is none.
-async fn updated(updates: &mut Option<watch::Receiver<Arc<Config>>>) {
-    match updates {
-        Some(updates) => {
-            let _ = updates.changed().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 /// Longest wait between attempts while the database is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// What the schedule drives: one poll with the settings in force, saying whether it
+/// succeeded.
+pub(crate) trait Polls {
+    async fn poll(&mut self, config: &Arc<Config>) -> bool;
+}
+
+/// Polls once per `poll_interval` (backing off while polls fail) until `shutdown`,
+/// or until the sender of `updates` is gone. The settings are read from `updates`
+/// before every poll and while waiting: a reload's new `poll_interval` moves the
+/// current wait at once.
+pub(crate) async fn run_schedule(
+    polls: &mut impl Polls,
+    mut updates: watch::Receiver<Arc<Config>>,
+    mut shutdown: Shutdown,
+) {
+    let mut failures = 0u32;
+    'polls: loop {
+        let config = Arc::clone(&updates.borrow_and_update());
+        let started = tokio::time::Instant::now();
+        failures = if polls.poll(&config).await {
+            0
+        } else {
+            failures.saturating_add(1)
+        };
+        let mut interval = config.polling.poll_interval;
+        loop {
+            let next = started + delay(interval, failures);
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => continue 'polls,
+                changed = updates.changed() => match changed {
+                    Ok(()) => interval = updates.borrow_and_update().polling.poll_interval,
+                    // The database is no longer served.
+                    Err(_) => break 'polls,
+                },
+                _ = shutdown.requested() => break 'polls,
+            }
+        }
+    }
+}
+
+/// The wait after a poll: the interval when healthy; doubling backoff while polls
+/// fail, up to 8 intervals and at most [`MAX_BACKOFF`] (never below one interval).
+fn delay(interval: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let cap = interval.max(MAX_BACKOFF.min(interval * 8));
+    let factor = 1u32 << (failures - 1).min(16);
+    interval.saturating_mul(factor).min(cap)
+}
+
 /// Owns the database pool and all state that lives across polls.
 pub struct Poller {
-    /// The settings in force; a reload that keeps the database sends new ones here.
+    /// The settings of the poll under way.
     config: Arc<Config>,
-    /// New settings from a reload; `None` once the sender is gone.
-    updates: Option<watch::Receiver<Arc<Config>>>,
+    /// The target's name for its series ("" for the top-level database).
+    target: String,
     state: Arc<SharedState>,
     pool: Pool,
     /// The columns as the latest poll found them. `None` at start and after a failure:
@@ -67,14 +113,19 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// Prepares the pool; no connection is made until the first poll, so the exporter
-    /// starts (and serves `cinder_up 0`) even when the database is down.
-    pub fn new(updates: watch::Receiver<Arc<Config>>, state: Arc<SharedState>) -> Poller {
-        let config = Arc::clone(&updates.borrow());
-        let pool = Pool::new(config.database.connection_options(config.query_timeout));
+    /// Prepares the pool for `config`'s connection (which a poller keeps for life); no
+    /// connection is made until the first poll, so the exporter starts (and serves
+    /// `cinder_up 0`) even when the database is down.
+    pub fn new(config: Arc<Config>, target: String, state: Arc<SharedState>) -> Poller {
+        let connection = &config.connection;
+        let pool = Pool::new(
+            connection
+                .database
+                .connection_options(connection.query_timeout),
+        );
         Poller {
             config,
-            updates: Some(updates),
+            target,
             state,
             pool,
             schema: None,
@@ -89,42 +140,22 @@ impl Poller {
         }
     }
 
-    /// Polls until shutdown, then closes the pool. New settings take effect while it
-    /// waits: a new `poll_interval` moves the next poll at once.
-    pub async fn run(mut self, mut shutdown: Shutdown) {
-        'polls: loop {
-            let started = Instant::now();
-            self.poll().await;
-            loop {
-                let next = started + self.delay();
-                tokio::select! {
-                    _ = tokio::time::sleep_until(next.into()) => continue 'polls,
-                    _ = updated(&mut self.updates) => self.take_update(),
-                    _ = shutdown.requested() => break 'polls,
-                }
-            }
-        }
+    /// Polls on schedule until shutdown (or until the database is no longer served),
+    /// then closes the pool.
+    pub async fn run(mut self, updates: watch::Receiver<Arc<Config>>, shutdown: Shutdown) {
+        run_schedule(&mut self, updates, shutdown).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), self.pool.disconnect()).await;
     }
 
-    /// Adopts the settings a reload sent, or stops listening once the sender is gone.
-    fn take_update(&mut self) {
-        if let Some(updates) = &mut self.updates {
-            match updates.has_changed() {
-                Ok(true) => self.config = Arc::clone(&updates.borrow_and_update()),
-                Ok(false) => {}
-                Err(_) => self.updates = None,
-            }
-        }
-    }
-
     /// One poll: read, update trackers, publish. Failures are published too.
-    pub async fn poll(&mut self) {
+    async fn poll_once(&mut self) -> bool {
         let started = Instant::now();
-        let result = match tokio::time::timeout(self.config.query_timeout, self.read()).await {
+        let timeout = self.config.connection.query_timeout;
+        let result = match tokio::time::timeout(timeout, self.read()).await {
             Ok(result) => result,
-            Err(_) => Err(ReadError::TimedOut(self.config.query_timeout)),
+            Err(_) => Err(ReadError::TimedOut(timeout)),
         };
+        let ok = result.is_ok();
         match result {
             Ok((reading, services)) => {
                 let clusters = clusters_of(&services);
@@ -145,6 +176,7 @@ impl Poller {
                     taken_at: reading.sent_at,
                     services,
                     clusters,
+                    compat_labels: self.config.output.compatibility.openstack_exporter,
                 }));
                 self.health.last_poll_duration_seconds = started.elapsed().as_secs_f64();
             }
@@ -156,16 +188,18 @@ impl Poller {
                 // Re-read the schema next time: the failure may be an upgrade.
                 self.schema = None;
                 if self.consecutive_failures == 1 {
-                    warn!(database = %self.config.database.redacted(), %error, "poll failed");
+                    warn!(database = %self.config.connection.database.redacted(), %error, "poll failed");
                 } else {
                     debug!(failures = self.consecutive_failures, %error, "poll failed again");
                 }
             }
         }
+        own::observe_poll(&self.target, self.health.last_poll_duration_seconds);
         self.state.publish(Published {
             snapshot: self.snapshot.clone(),
             health: self.health.clone(),
         });
+        ok
     }
 
     /// Reads the table, feeding each row to its tracker as it arrives and keeping only
@@ -198,7 +232,7 @@ impl Poller {
             .as_ref()
             .map_or(StampWindow::TRUNCATED, |s| s.stamps);
         let trackers = &mut self.trackers;
-        let compat = self.config.compatibility.openstack_exporter;
+        let compat = self.config.output.compatibility.openstack_exporter;
         let mut candidates = Vec::with_capacity(trackers.len());
         let reading = read_services(&mut conn, |reference_time, row| {
             let (seen, tracker) = trackers
@@ -238,17 +272,6 @@ impl Poller {
         self.schema = Some(found.clone());
     }
 
-    /// Poll interval when healthy; doubling backoff while failing, capped.
-    fn delay(&self) -> Duration {
-        let interval = self.config.poll_interval;
-        if self.consecutive_failures == 0 {
-            return interval;
-        }
-        let cap = interval.max(MAX_BACKOFF.min(interval * 8));
-        let factor = 1u32 << (self.consecutive_failures - 1).min(16);
-        interval.saturating_mul(factor).min(cap)
-    }
-
     /// Warns once about each service that several live rows claim, naming the rows
     /// left out; quiet while the same rows keep colliding.
     fn report_collisions(&mut self, mut collisions: Vec<(String, String, i64)>) {
@@ -278,6 +301,15 @@ impl Poller {
             }
             self.reported_problems = problems.to_vec();
         }
+    }
+}
+
+impl Polls for Poller {
+    /// Adopts the settings in force (a reload may have changed those that a poller
+    /// keeps across it), then polls.
+    async fn poll(&mut self, config: &Arc<Config>) -> bool {
+        self.config = Arc::clone(config);
+        self.poll_once().await
     }
 }
 
@@ -323,4 +355,104 @@ fn clusters_of(services: &[ServiceState]) -> Vec<ClusterState> {
             cluster,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shutdown;
+    use tokio::time::Instant as TokioInstant;
+
+    /// Records when each poll ran (on tokio's clock) and answers from a script.
+    struct Recorder {
+        started: TokioInstant,
+        at: Vec<Duration>,
+        intervals: Vec<Duration>,
+        outcomes: std::collections::VecDeque<bool>,
+    }
+
+    impl Polls for Recorder {
+        async fn poll(&mut self, config: &Arc<Config>) -> bool {
+            self.at.push(self.started.elapsed());
+            self.intervals.push(config.polling.poll_interval);
+            self.outcomes.pop_front().unwrap_or(true)
+        }
+    }
+
+    fn config(yaml: &str) -> Arc<Config> {
+        Arc::new(crate::config::parse_str(yaml, "t.yml", Some("mysql://u@h/db".into())).unwrap())
+    }
+
+    fn recorder(outcomes: &[bool]) -> Recorder {
+        Recorder {
+            started: TokioInstant::now(),
+            at: Vec::new(),
+            intervals: Vec::new(),
+            outcomes: outcomes.iter().copied().collect(),
+        }
+    }
+
+    fn seconds(at: &[Duration]) -> Vec<u64> {
+        at.iter().map(Duration::as_secs).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_every_interval_and_a_reload_moves_the_wait_at_once() {
+        let (updates, receiver) = watch::channel(config("poll_interval: 2s"));
+        let (stop, shutdown) = shutdown::channel();
+        let mut polls = recorder(&[]);
+        let schedule = async {
+            // 4 polls at 0, 2, 4, 6 s; at 7 s a reload asks for 10 s: the wait that
+            // started at 6 s now ends at 16 s, and the next at 26 s.
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            updates.send_replace(config("poll_interval: 10s\nstale_after: 1m"));
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            stop.fire();
+        };
+        tokio::join!(run_schedule(&mut polls, receiver, shutdown), schedule);
+        assert_eq!(seconds(&polls.at), [0, 2, 4, 6, 16, 26]);
+        let last = polls.intervals.last().copied();
+        assert_eq!(
+            last,
+            Some(Duration::from_secs(10)),
+            "polls see the new settings"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_polls_back_off_and_recover() {
+        let (_updates, receiver) = watch::channel(config("poll_interval: 2s"));
+        let (stop, shutdown) = shutdown::channel();
+        // Fails 5 times: waits 2, 4, 8, 16, 16 (8 intervals), then healthy again.
+        let mut polls = recorder(&[false, false, false, false, false]);
+        let schedule = async {
+            tokio::time::sleep(Duration::from_secs(51)).await;
+            stop.fire();
+        };
+        tokio::join!(run_schedule(&mut polls, receiver, shutdown), schedule);
+        assert_eq!(seconds(&polls.at), [0, 2, 6, 14, 30, 46, 48, 50]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_schedule_ends_when_the_database_is_no_longer_served() {
+        let (updates, receiver) = watch::channel(config("poll_interval: 2s"));
+        let (_stop, shutdown) = shutdown::channel();
+        let mut polls = recorder(&[]);
+        let schedule = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            drop(updates);
+        };
+        tokio::join!(run_schedule(&mut polls, receiver, shutdown), schedule);
+        assert_eq!(seconds(&polls.at), [0, 2]);
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let second = Duration::from_secs(1);
+        assert_eq!(delay(second, 0), second);
+        assert_eq!(delay(second, 4), 8 * second);
+        assert_eq!(delay(second, 30), 8 * second);
+        assert_eq!(delay(10 * second, 30), 30 * second);
+        assert_eq!(delay(60 * second, 3), 60 * second);
+    }
 }

@@ -13,9 +13,10 @@ use tracing::{error, info, warn};
 
 use crate::cli::{bind_address, Cli};
 use crate::config::{Config, Setup, DATABASE_URL_ENV};
-use crate::databases::Databases;
+use crate::metrics::own;
+use crate::pollers::Pollers;
 use crate::web::{self, App, Guard, ReloadRequest, WebSecurity};
-use crate::{config, metrics, shutdown};
+use crate::{config, shutdown};
 
 /// Exit status for configuration errors, as the issue tracker and operators expect.
 pub const EXIT_CONFIG_ERROR: u8 = 2;
@@ -83,10 +84,10 @@ async fn run(cli: Cli, setup: Setup, security: WebSecurity) -> Result<ExitCode, 
         .map_err(|e| StartError::Other(format!("cannot listen for SIGHUP: {e}")))?;
     let listener = listen(&cli).await?;
     log_start(&cli, &setup, &security, &listener);
-    metrics::record_reload(true);
+    own::record_reload(true, true);
     let (trigger, shutdown) = shutdown::channel();
-    let mut databases = Databases::default();
-    let served = databases.apply(setup);
+    let mut pollers = Pollers::default();
+    let served = pollers.apply(setup).served;
     let (reload_requests, requests) = mpsc::channel(4);
     let app = Arc::new(
         App::new(served, Guard::of(security), cli.telemetry_path.clone())
@@ -97,7 +98,7 @@ async fn run(cli: Cli, setup: Setup, security: WebSecurity) -> Result<ExitCode, 
     let reloader = Reloader {
         cli: &cli,
         app: &app,
-        databases: &mut databases,
+        pollers: &mut pollers,
     };
     reloader.serve_until_shutdown(hangups, requests).await;
     info!("shutting down");
@@ -106,7 +107,7 @@ async fn run(cli: Cli, setup: Setup, security: WebSecurity) -> Result<ExitCode, 
     if stopped.is_err() {
         error!("the HTTP server did not stop in time; exiting anyway");
     }
-    databases.stop(Duration::from_secs(1)).await;
+    pollers.stop(Duration::from_secs(1)).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -114,7 +115,7 @@ async fn run(cli: Cli, setup: Setup, security: WebSecurity) -> Result<ExitCode, 
 struct Reloader<'a> {
     cli: &'a Cli,
     app: &'a App,
-    databases: &'a mut Databases,
+    pollers: &'a mut Pollers,
 }
 
 impl Reloader<'_> {
@@ -143,7 +144,7 @@ impl Reloader<'_> {
 
     /// Reads `--config.file` (and the cinder.conf files it names) and
     /// `--web.config.file` again; puts them in force only if both are good.
-    fn reload(&mut self) -> Result<(), String> {
+    fn reload(&mut self) -> Result<String, String> {
         let setup = config::load_setup(
             self.cli.config_file.as_deref(),
             std::env::var(DATABASE_URL_ENV).ok(),
@@ -155,14 +156,15 @@ impl Reloader<'_> {
         };
         match (setup, security) {
             (Ok(setup), Ok(security)) => {
-                let served = self.databases.apply(setup);
-                self.app.replace(served, Guard::of(security));
-                metrics::record_reload(true);
+                let applied = self.pollers.apply(setup);
+                let summary = applied.summary();
+                self.app.replace(applied.served, Guard::of(security));
+                own::record_reload(true, false);
                 info!("configuration reloaded");
-                Ok(())
+                Ok(summary)
             }
             (Err(error), _) | (_, Err(error)) => {
-                metrics::record_reload(false);
+                own::record_reload(false, false);
                 error!(%error, "reload failed; the running configuration stays in force");
                 Err(error)
             }
@@ -223,18 +225,22 @@ fn log_database(target: &str, path: &str, config: &Config) {
     info!(
         target,
         path,
-        database = %config.database.redacted(),
-        database_from = %config.database_source,
-        service_down_time = ?config.service_down_time,
-        report_interval = ?config.report_interval,
-        poll_interval = ?config.poll_interval,
-        openstack_exporter_compatibility = config.compatibility.openstack_exporter,
+        connection = %config.connection,
+        database_from = %config.source,
+        polling = %config.polling,
+        judging = %config.judging,
+        output = %config.output,
         "database"
     );
-    if !config.database.ignored_parameters.is_empty() {
-        info!(target, parameters = ?config.database.ignored_parameters, "database URL parameters not used by the exporter");
+    let database = &config.connection.database;
+    if !database.ignored_parameters.is_empty() {
+        info!(
+            target,
+            parameters = database.ignored_parameters.join(","),
+            "database URL parameters not used by the exporter"
+        );
     }
-    if config.report_interval >= config.service_down_time {
+    if config.judging.report_interval >= config.judging.service_down_time {
         warn!(
             target,
             "report_interval >= service_down_time: services heartbeating at that interval \

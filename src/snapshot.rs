@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use crate::cinder::{Cluster, Diagnosis};
-use crate::metrics::LabelSet;
+use crate::series::LabelSet;
 
 /// One service (one `(host, binary)`) as of a poll; label sets are escaped already.
 #[derive(Clone, Debug)]
@@ -19,8 +19,8 @@ pub struct ServiceState {
     /// The additional labels of `cinder_service_info`.
     pub info_labels: LabelSet,
     /// The labels of `openstack_cinder_agent_state`; built only when the database's
-    /// `compatibility: {openstack_exporter: true}`, so that the memory is not paid
-    /// otherwise.
+    /// `compatibility: {openstack_exporter: true}` at the poll, so that the memory is
+    /// not paid otherwise.
     pub compat_labels: Option<LabelSet>,
     pub enabled: bool,
     pub report_count: i64,
@@ -69,6 +69,9 @@ pub struct Snapshot {
     pub services: Vec<ServiceState>,
     /// The clusters of those services, by name then binary.
     pub clusters: Vec<ClusterState>,
+    /// Whether the services carry openstack-exporter's labels
+    /// ([`ServiceState::compat_labels`]): the setting in force at the poll.
+    pub compat_labels: bool,
 }
 
 impl Snapshot {
@@ -115,10 +118,5 @@ impl SharedState {
     /// Replaces the published state.
     pub fn publish(&self, published: Published) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(published);
-    }
-
-    /// Ready once a poll has succeeded (`/-/ready`).
-    pub fn is_ready(&self) -> bool {
-        self.current().snapshot.is_some()
     }
 }

@@ -372,48 +372,6 @@ fn a_locked_services_table_cuts_the_poll_but_not_the_scrapes() {
 }
 
 #[test]
-fn http_endpoints() {
-    let db = Database::create(Schema::Cinder29);
-    let exporter = Exporter::start(ExporterOptions::for_database(&db.url()));
-    exporter.wait_for("a poll", WAIT, |s| s.value("cinder_up", &[]) == Some(1.0));
-    let (status, body) = exporter.get("/");
-    assert_eq!(status, 200);
-    assert!(body.contains("href=\"/metrics\""), "{body}");
-    assert_eq!(exporter.get("/-/healthy").0, 200);
-    assert_eq!(exporter.get("/-/ready").0, 200);
-    assert_eq!(exporter.get("/nope").0, 404);
-    // gzip when asked, and the same exposition inside.
-    let mut response = common::http::agent()
-        .get(&format!("http://{}/metrics", exporter.address))
-        .header("Accept-Encoding", "gzip")
-        .call()
-        .unwrap();
-    assert_eq!(response.headers()["content-encoding"], "gzip");
-    assert!(response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
-    let compressed = response.body_mut().read_to_vec().unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut flate2::read::GzDecoder::new(&compressed[..]),
-        &mut text,
-    )
-    .unwrap();
-    assert!(Scrape::parse(&text).value("cinder_up", &[]).is_some());
-    // Only GET and HEAD.
-    let response = common::http::raw_request(
-        &exporter.address,
-        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    );
-    assert!(
-        response.head.starts_with("http/1.1 405"),
-        "{}",
-        response.head
-    );
-}
-
-#[test]
 fn cinder_conf_supplies_the_database_and_the_thresholds() {
     let db = Database::create(Schema::Cinder29);
     db.insert_service("svc", "cinder-volume", Some(-100), Some(-45), 1);

@@ -161,35 +161,6 @@ fn drop_one_keep_the_other(exporter: &Exporter, west: Database, east_scrape: &Sc
 }
 
 #[test]
-fn unknown_or_missing_targets_answer_400_naming_the_known_ones() {
-    let (east, west) = (
-        Database::create(Schema::Cinder29),
-        Database::create(Schema::Cinder29),
-    );
-    let exporter = exporter_with(format!(
-        "targets:\n{}{}",
-        target("east", &east, ""),
-        target("west", &west, "")
-    ));
-    for (path, problem) in [
-        ("/probe", "missing ?target=NAME"),
-        ("/probe?target=", "unknown target \"\""),
-        ("/probe?target=north", "unknown target \"north\""),
-        ("/probe?target=EAST", "unknown target \"EAST\""),
-    ] {
-        let (status, body) = exporter.get(path);
-        assert_eq!(status, 400, "{path}: {body}");
-        assert_eq!(
-            body,
-            format!("{problem}; known targets: east, west\n"),
-            "{path}"
-        );
-    }
-    // Percent-encoding is decoded like any query parameter.
-    probe(&exporter, "%65ast");
-}
-
-#[test]
 fn scrapes_are_served_from_memory_whatever_their_number() {
     let (top, extra) = (
         Database::create(Schema::Cinder29),

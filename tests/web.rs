@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::certs::Pki;
 use common::host::poll_until;
-use common::http::{basic, parse_response, plain_get, read_until_closed, request, Response};
+use common::http::{parse_response, plain_get, read_until_closed, request, Response};
 use common::https::TlsClient;
 use common::{run_exporter_to_exit, Exporter, ExporterOptions, Scrape};
 
@@ -319,88 +319,6 @@ fn a_stalled_tls_handshake_is_cut() {
 
 // ---------------------------------------------------------------------------------
 // Basic auth
-
-#[test]
-fn basic_auth_lets_in_only_the_right_password() {
-    let dir = tempfile::tempdir().unwrap();
-    let hash = bcrypt::hash("correct horse", 4).unwrap();
-    let web = dir.path().join("web.yml");
-    std::fs::write(
-        &web,
-        format!(
-            "basic_auth_users:\n  prometheus: {hash}\n  grafana: {}\nhttp_server_config:\n  \
-             headers:\n    X-Frame-Options: DENY\n",
-            bcrypt::hash("other", 4).unwrap()
-        ),
-    )
-    .unwrap();
-    let exporter = exporter_with(&["--web.config.file", web.to_str().unwrap()]);
-    let good = basic("prometheus:correct horse");
-    wait_for_service(&exporter, || {
-        Ok(plain_get(
-            &exporter.address,
-            "/metrics",
-            &[("Authorization", &good)],
-        ))
-    });
-    assert!(
-        exporter.log().contains("auth=basic auth, 2 user(s)"),
-        "{}",
-        exporter.log()
-    );
-    assert!(
-        exporter.log().contains("basic auth without TLS"),
-        "a warning for passwords in clear"
-    );
-    let ok = plain_get(&exporter.address, "/metrics", &[("Authorization", &good)]);
-    assert!(ok.head.contains("x-frame-options: deny"), "{}", ok.head);
-
-    let wrong_password = basic("prometheus:Correct horse");
-    let unknown_user = basic("mallory:correct horse");
-    let other_users_password = basic("grafana:correct horse");
-    let no_colon = basic("prometheus");
-    let refused: [(&str, Vec<(&str, &str)>); 8] = [
-        ("wrong password", vec![("Authorization", &wrong_password)]),
-        ("unknown user", vec![("Authorization", &unknown_user)]),
-        (
-            "another user's password",
-            vec![("Authorization", &other_users_password)],
-        ),
-        ("no header", vec![]),
-        ("bad base64", vec![("Authorization", "Basic !!!notbase64")]),
-        ("no colon", vec![("Authorization", &no_colon)]),
-        ("another scheme", vec![("Authorization", "Bearer abc")]),
-        ("empty", vec![("Authorization", "")]),
-    ];
-    for (what, headers) in &refused {
-        for path in ["/metrics", "/", "/-/healthy", "/-/ready", "/nope"] {
-            let response = plain_get(&exporter.address, path, headers);
-            assert_eq!(response.status, 401, "{what} {path}: {response:?}");
-            assert!(
-                response
-                    .head
-                    .contains("www-authenticate: basic realm=\"cinder_exporter\""),
-                "{what}: {}",
-                response.head
-            );
-            assert!(
-                !response.body.contains("cinder_"),
-                "{what}: {}",
-                response.body
-            );
-            assert!(
-                response.head.contains("x-frame-options: deny"),
-                "headers on every response"
-            );
-        }
-    }
-    // Correct credentials keep working, many times over (the cache serves them).
-    for _ in 0..20 {
-        let response = plain_get(&exporter.address, "/metrics", &[("Authorization", &good)]);
-        assert_eq!(response.status, 200);
-        assert!(response.body.contains("cinder_up 0"));
-    }
-}
 
 // ---------------------------------------------------------------------------------
 // Bad web config files

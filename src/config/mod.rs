@@ -43,19 +43,100 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Past this, per-service series are withheld rather than served from an old poll.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(30);
 
-/// The validated configuration the exporter runs with.
+/// The validated configuration of one database, grouped by what a change to it means
+/// on a reload (the table "When a change takes effect" in docs/configuration.md):
+///
+/// | group | a change applies |
+/// |---|---|
+/// | [`Connection`] | by replacing the database's poller (its diagnosis history restarts) |
+/// | [`Polling`] | from the poller's next wait |
+/// | [`Judging`] | from the next scrape |
+/// | [`Output`] | from the next poll (the label sets are built per poll) and scrape |
+///
+/// A new key goes into the group whose rule fits it, and nowhere else.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// Where the services table lives; `database_source` says which setting gave it.
+    pub connection: Connection,
+    pub polling: Polling,
+    pub judging: Judging,
+    pub output: Output,
+    /// Which setting gave the database URL, for the log; not part of the connection.
+    pub source: String,
+}
+
+/// Which database, reached how: two equal connections read the same database the same
+/// way, so a poller (with its pool and diagnosis state) can go on across a reload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Connection {
     pub database: DatabaseUrl,
-    pub database_source: String,
+    /// Part of the pool's connection options, hence of the connection.
+    pub query_timeout: Duration,
+}
+
+/// When the poller reads the table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Polling {
+    pub poll_interval: Duration,
+}
+
+/// What a scrape judges by: cinder's own settings, and how old a reading may be.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Judging {
     pub service_down_time: Duration,
     pub report_interval: Duration,
-    pub poll_interval: Duration,
-    pub query_timeout: Duration,
+    /// Per-service series are withheld when the last good poll is older than this.
     pub stale_after: Duration,
+}
+
+/// Which series are published beside the native ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Output {
     /// Series other exporters published, for dashboards and alerts written for them.
     pub compatibility: Compatibility,
+}
+
+impl fmt::Display for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "database={} query_timeout={}",
+            self.database.redacted(),
+            seconds(self.query_timeout)
+        )
+    }
+}
+
+impl fmt::Display for Polling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "poll_interval={}", seconds(self.poll_interval))
+    }
+}
+
+impl fmt::Display for Judging {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "service_down_time={} report_interval={} stale_after={}",
+            seconds(self.service_down_time),
+            seconds(self.report_interval),
+            seconds(self.stale_after)
+        )
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "compatibility.openstack_exporter={}",
+            self.compatibility.openstack_exporter
+        )
+    }
+}
+
+/// A duration as a log shows it: `2s`, `0.5s`.
+fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
 /// `compatibility:`: which other exporters' series to publish beside ours. All off by
@@ -193,22 +274,16 @@ fn resolve(
         Some(paths) => Some(read_cinder_confs(paths.as_slice())?),
     };
     let cinder = cinder.as_ref();
-    let service_down_time = heartbeat_setting(
-        file.service_down_time,
-        cinder.and_then(|c| c.service_down_time.as_ref()),
-        "service_down_time",
-        DEFAULT_SERVICE_DOWN_TIME,
-    )?;
-    let report_interval = heartbeat_setting(
-        file.report_interval,
-        cinder.and_then(|c| c.report_interval.as_ref()),
-        "report_interval",
-        DEFAULT_REPORT_INTERVAL,
-    )?;
-    let poll_interval = file.poll_interval.map_or(DEFAULT_POLL_INTERVAL, |d| d.0);
-    let query_timeout = file.query_timeout.map_or(DEFAULT_QUERY_TIMEOUT, |d| d.0);
-    let stale_after = file.stale_after.map_or(DEFAULT_STALE_AFTER, |d| d.0);
-    check_stale_after(stale_after, poll_interval, || at_key("stale_after"))?;
+    let judging = Judging::resolve(file, cinder)?;
+    let polling = Polling {
+        poll_interval: file.poll_interval.map_or(DEFAULT_POLL_INTERVAL, |d| d.0),
+    };
+    check_stale_after(judging.stale_after, polling.poll_interval, || {
+        at_key("stale_after")
+    })?;
+    let output = Output {
+        compatibility: file.compatibility.unwrap_or_default(),
+    };
 
     let Some(chosen) = choose_database_url(&file.database, env_database_url, cinder, at_key)?
     else {
@@ -218,17 +293,39 @@ fn resolve(
         location: chosen.location,
         message,
     })?;
-
-    Ok(Some(Config {
+    let connection = Connection {
         database,
-        database_source: chosen.source,
-        service_down_time,
-        report_interval,
-        poll_interval,
-        query_timeout,
-        stale_after,
-        compatibility: file.compatibility.unwrap_or_default(),
+        query_timeout: file.query_timeout.map_or(DEFAULT_QUERY_TIMEOUT, |d| d.0),
+    };
+    Ok(Some(Config {
+        connection,
+        polling,
+        judging,
+        output,
+        source: chosen.source,
     }))
+}
+
+impl Judging {
+    /// cinder's heartbeat settings (ours, else cinder.conf's, else cinder's defaults)
+    /// and `stale_after`.
+    fn resolve(file: &FileConfig, cinder: Option<&CinderSettings>) -> Result<Judging, ConfigError> {
+        Ok(Judging {
+            service_down_time: heartbeat_setting(
+                file.service_down_time,
+                cinder.and_then(|c| c.service_down_time.as_ref()),
+                "service_down_time",
+                DEFAULT_SERVICE_DOWN_TIME,
+            )?,
+            report_interval: heartbeat_setting(
+                file.report_interval,
+                cinder.and_then(|c| c.report_interval.as_ref()),
+                "report_interval",
+                DEFAULT_REPORT_INTERVAL,
+            )?,
+            stale_after: file.stale_after.map_or(DEFAULT_STALE_AFTER, |d| d.0),
+        })
+    }
 }
 
 impl OneOrMany {
@@ -284,7 +381,7 @@ fn check_stale_after(
 
 /// The database URL's text before it is parsed, with where it came from: `location`
 /// for errors in it, `source` for the start-up log (it becomes
-/// [`Config::database_source`]).
+/// [`Config::source`]).
 struct ChosenUrl {
     text: String,
     location: String,
@@ -467,8 +564,8 @@ mod tests {
         let plain = "poll_interval: 3s\nservice_down_time: 90s\n";
         let with_bom = format!("\u{feff}{plain}");
         let config = parse_str(&with_bom, "c.yml", Some("mysql://u@db/cinder".into())).unwrap();
-        assert_eq!(config.poll_interval, Duration::from_secs(3));
-        assert_eq!(config.service_down_time, Duration::from_secs(90));
+        assert_eq!(config.polling.poll_interval, Duration::from_secs(3));
+        assert_eq!(config.judging.service_down_time, Duration::from_secs(90));
         // Positions are as an editor shows them: the mark takes no column.
         let err = parse_str("\u{feff}poll_interval: soon\n", "c.yml", None).unwrap_err();
         assert!(err.location.starts_with("c.yml:1:"), "{err}");

@@ -75,7 +75,7 @@ pub fn parse_setup(
         if targets.is_empty() {
             return Err(no_database());
         }
-        refuse_orphan_settings(&file, &top)?;
+        refuse_orphan_settings(text, origin, &top)?;
     }
     Ok(Setup { main, targets })
 }
@@ -142,26 +142,35 @@ fn parse_target(
 }
 
 /// Without a top-level database, a top-level setting would silently apply to nothing;
-/// targets inherit nothing, so say where it should go instead.
-fn refuse_orphan_settings(file: &FileConfig, top: &Section) -> Result<(), ConfigError> {
-    let set = [
-        ("cinder_conf", file.cinder_conf.is_some()),
-        ("service_down_time", file.service_down_time.is_some()),
-        ("report_interval", file.report_interval.is_some()),
-        ("poll_interval", file.poll_interval.is_some()),
-        ("query_timeout", file.query_timeout.is_some()),
-        ("stale_after", file.stale_after.is_some()),
-        ("compatibility", file.compatibility.is_some()),
-    ];
-    match set.into_iter().find(|(_, is_set)| *is_set) {
+/// targets inherit nothing, so say where it should go instead. Every key the file
+/// takes counts but `targets` and an empty `database`, so a key added to
+/// [`FileConfig`] is covered without being listed here.
+fn refuse_orphan_settings(text: &str, origin: &str, top: &Section) -> Result<(), ConfigError> {
+    let keys: serde_yaml::Mapping = parse_yaml(text, origin)?;
+    let orphan = keys.iter().find_map(|(key, value)| match key.as_str() {
+        Some("targets") => None,
+        Some("database") if database_is_empty(value) => None,
+        Some(key) => Some(key.to_string()),
+        None => None,
+    });
+    match orphan {
         None => Ok(()),
-        Some((key, _)) => Err(ConfigError {
-            location: top.at(key),
+        Some(key) => Err(ConfigError {
+            location: top.at(&key),
             message: format!(
                 "{key} applies to the top-level database, and none is configured (only \
                  targets); targets inherit nothing: set {key} inside each target"
             ),
         }),
+    }
+}
+
+/// `database:` with nothing set in it (`database:`, `database: {}`, or only nulls).
+fn database_is_empty(value: &serde_yaml::Value) -> bool {
+    match value {
+        serde_yaml::Value::Null => true,
+        serde_yaml::Value::Mapping(m) => m.values().all(serde_yaml::Value::is_null),
+        _ => false,
     }
 }
 
@@ -261,9 +270,15 @@ targets:
         let names: Vec<&str> = setup.targets.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["east", "west"]);
         let west = &setup.targets[1].config;
-        assert_eq!(west.service_down_time, Duration::from_secs(20));
-        assert!(west.compatibility.openstack_exporter);
-        assert!(!setup.targets[0].config.compatibility.openstack_exporter);
+        assert_eq!(west.judging.service_down_time, Duration::from_secs(20));
+        assert!(west.output.compatibility.openstack_exporter);
+        assert!(
+            !setup.targets[0]
+                .config
+                .output
+                .compatibility
+                .openstack_exporter
+        );
         // The environment's URL is the top level's only.
         let setup = parse_setup(TWO, "c.yml", Some("mysql://u:p@env/cinder".into())).unwrap();
         assert!(setup.main.is_some());
@@ -331,5 +346,39 @@ targets:
             "{}",
             error(&text)
         );
+    }
+
+    /// Every key the file takes (as serde lists them for an unknown one) is refused at
+    /// the top level when only targets are configured, but `targets` and `database`.
+    #[test]
+    fn every_top_level_key_is_refused_without_a_top_level_database() {
+        let listed = error("no_such_key: 1\n");
+        let keys: Vec<&str> = listed
+            .split("expected one of ")
+            .nth(1)
+            .expect("serde lists the keys")
+            .split(", ")
+            .map(|k| k.trim().trim_matches('`'))
+            .collect();
+        assert!(keys.len() >= 9, "{keys:?}");
+        // A cinder.conf without [database] connection, so that only the key is wrong.
+        let empty_conf = tempfile::NamedTempFile::new().unwrap();
+        let empty_conf = empty_conf.path().display().to_string();
+        for key in keys {
+            if key == "targets" || key == "database" {
+                continue;
+            }
+            let value = match key {
+                "cinder_conf" => empty_conf.as_str(),
+                "compatibility" => "{openstack_exporter: true}",
+                _ => "30s",
+            };
+            let text = format!("{key}: {value}\n{TWO}");
+            let message = error(&text);
+            assert!(
+                message.starts_with(&format!("c.yml:1:1: {key} applies to the top-level")),
+                "{key}: {message}"
+            );
+        }
     }
 }

@@ -21,11 +21,19 @@ use super::render::{ExpositionWriter, CHUNK_BYTES};
 pub struct MetricsBody {
     writer: Option<ExpositionWriter>,
     gzip: Option<GzEncoder<Vec<u8>>>,
+    /// Records the scrape's duration when the body is done (or dropped unfinished).
+    timer: Option<prometheus::HistogramTimer>,
 }
 
 impl MetricsBody {
-    pub fn new(writer: ExpositionWriter, gzip: bool) -> MetricsBody {
+    /// `timer`, if any, observes the scrape when the last byte has been handed out.
+    pub fn new(
+        writer: ExpositionWriter,
+        gzip: bool,
+        timer: Option<prometheus::HistogramTimer>,
+    ) -> MetricsBody {
         MetricsBody {
+            timer,
             writer: Some(writer),
             // The fastest level: a scrape's text compresses about 15× even so, and
             // the CPU per scrape stays a fraction of rendering's.
@@ -55,6 +63,8 @@ impl MetricsBody {
                 }
                 (None, _) => {
                     self.writer = None;
+                    // The last piece is out: the scrape's duration is known.
+                    drop(self.timer.take());
                     return match self.gzip.take() {
                         Some(encoder) => Ok(Some(Bytes::from(encoder.finish()?))),
                         None => Ok(None),

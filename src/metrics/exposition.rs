@@ -8,68 +8,8 @@
 //! escaped once per poll ([`LabelSet`]) and each scrape writes samples straight into a
 //! buffer: no allocation per series, output linear in services.
 
-use super::schema::Family;
-
-/// The `# TYPE` of a metric family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MetricType {
-    Gauge,
-    Counter,
-}
-
-impl MetricType {
-    fn as_str(self) -> &'static str {
-        match self {
-            MetricType::Gauge => "gauge",
-            MetricType::Counter => "counter",
-        }
-    }
-}
-
-/// A rendered, escaped label list such as `host="a",binary="b"` (without braces).
-///
-/// Built once per poll so that escaping database text (host names, free-text
-/// disabled reasons) is paid once, not on every scrape.
-/// Held as a boxed `str`, exactly as long as its text: there is one per service and
-/// poll, so capacity left over from building it would be memory held for nothing.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LabelSet(Box<str>);
-
-impl LabelSet {
-    /// Builds the label list from `(name, value)` pairs; values are escaped here.
-    /// Names must be valid Prometheus label names (they are constants in this crate).
-    pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut text = String::new();
-        for (name, value) in pairs {
-            if !text.is_empty() {
-                text.push(',');
-            }
-            text.push_str(name);
-            text.push_str("=\"");
-            escape_label_value(value, &mut text);
-            text.push('"');
-        }
-        LabelSet(text.into_boxed_str())
-    }
-
-    /// The rendered list, as it appears between the braces.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Escapes a label value as the text format requires: backslash, double quote and
-/// line feed. Everything else, including non-ASCII text, is written as is (UTF-8).
-pub fn escape_label_value(value: &str, out: &mut String) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
+use crate::series::schema::Family;
+use crate::series::LabelSet;
 
 /// Accumulates one complete exposition; the HTTP layer sends it only once whole, so
 /// a client never sees a half-written scrape.
@@ -132,6 +72,11 @@ impl Exposition {
         self.sample(name, &LabelSet::default(), "", value);
     }
 
+    /// Appends text that is exposition already (another encoder's output).
+    pub fn push_text(&mut self, text: &str) {
+        self.out.push_str(text);
+    }
+
     /// Length of the text so far, in bytes.
     pub fn len(&self) -> usize {
         self.out.len()
@@ -168,12 +113,7 @@ fn write_value(out: &mut String, value: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_label_values() {
-        let set = LabelSet::new([("reason", "say \"hi\"\\ now\nnext é")]);
-        assert_eq!(set.as_str(), r#"reason="say \"hi\"\\ now\nnext é""#);
-    }
+    use crate::series::schema::MetricType;
 
     #[test]
     fn writes_family_and_samples() {

@@ -12,8 +12,8 @@
 //! Outside Linux, or when a file cannot be read, the family is left out for that scrape
 //! (never a made-up 0).
 
-use super::exposition::{Exposition, LabelSet};
-use super::schema::{self, Family};
+use super::exposition::Exposition;
+use crate::series::schema::{self, Family};
 
 /// `USER_HZ`: the unit of the CPU and start times in `/proc/<pid>/stat`. The kernel
 /// fixes it at 100 for user space whatever its internal tick rate (Go's procfs relies
@@ -74,18 +74,6 @@ impl ProcessFigures {
             }
         }
     }
-}
-
-/// What `/metrics` says when the configuration names no top-level database (only
-/// `targets:`): the exporter's build and its process, nothing about cinder, so that no
-/// `cinder_up` there can be mistaken for one of the targets'.
-pub fn exporter_only(build_info: &LabelSet) -> String {
-    let mut out = Exposition::with_capacity(2048);
-    out.family(&schema::BUILD_INFO);
-    out.sample(schema::BUILD_INFO.name, build_info, "", 1.0);
-    ProcessFigures::read().render(&mut out);
-    super::reload::render(&mut out);
-    out.take(0)
 }
 
 fn plain(out: &mut Exposition, family: &Family, value: f64) {

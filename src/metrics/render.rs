@@ -1,68 +1,44 @@
-//! Turns the published state into the `/metrics` exposition at scrape time.
+//! Turns a [`Judgement`] of a served database into the `/metrics` (or `/probe`)
+//! exposition at scrape time.
 //!
-//! The families are those of [`super::schema`]; this module says only where each
-//! sample's value comes from. Everything that depends on "now" (age, both verdicts,
-//! the cause of a down) is computed per scrape from the snapshot's reference time plus
-//! the monotonic time elapsed since the poll.
+//! The families are those of `series::schema`; this module says only where each
+//! sample's value comes from. What depends on "now" (ages, both verdicts, the cause of
+//! a down, the clusters, whether the reading is fresh) comes from the judgement, made
+//! once per scrape.
 //!
 //! A scrape is written in pieces of about [`CHUNK_BYTES`] ([`ExpositionWriter`]), so
 //! that its memory does not grow with the number of services or of concurrent
-//! scrapers; every piece comes from one immutable snapshot and one instant, so the
-//! pieces add up to one consistent exposition.
+//! scrapers; every piece comes from one judgement, so the pieces add up to one
+//! consistent exposition.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use super::compat;
-use super::exposition::{Exposition, LabelSet};
+use super::exposition::Exposition;
+use super::own;
 use super::process::ProcessFigures;
-use super::reload;
-use super::schema::{self, Family};
-use crate::cinder::{ClusterVerdict, DownCause, Thresholds, Verdict};
-use crate::snapshot::{Published, ServiceState, Snapshot};
+use crate::cinder::{ClusterVerdict, DownCause, Verdict};
+use crate::judgement::Judgement;
+use crate::series::schema::{self, Family};
+use crate::series::LabelSet;
+use crate::snapshot::{ServiceState, Snapshot};
 
 /// Size of the pieces a scrape is written and sent in.
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
-/// Settings that shape the output; fixed for the life of the process.
-#[derive(Clone, Debug)]
-pub struct RenderSettings {
-    pub service_down_time: Duration,
-    pub report_interval: Duration,
-    /// Per-service series are withheld when the last good poll is older than this.
-    pub stale_after: Duration,
-    /// `cinder_exporter_build_info` labels, rendered once.
-    pub build_info: LabelSet,
-    /// Also write openstack-exporter's series ([`super::compat`]).
-    pub compat: bool,
-    /// Also write the process's own metrics ([`super::process`]): on `/metrics`, not
-    /// on `/probe`, which answers for one database.
-    pub process: bool,
-}
-
-impl RenderSettings {
-    /// The labels of `cinder_exporter_build_info` for this build.
-    pub fn build_labels() -> LabelSet {
-        LabelSet::new([
-            ("version", env!("CARGO_PKG_VERSION")),
-            ("revision", env!("CINDER_EXPORTER_REVISION")),
-            ("rustc_version", env!("CINDER_EXPORTER_RUSTC_VERSION")),
-        ])
-    }
-
-    /// The thresholds the verdicts use, from these settings.
-    pub fn thresholds(&self) -> Thresholds {
-        Thresholds::new(
-            self.service_down_time.as_secs_f64(),
-            self.report_interval.as_secs_f64(),
-        )
-    }
+/// The labels of `cinder_exporter_build_info` for this build.
+pub fn build_labels() -> LabelSet {
+    LabelSet::new([
+        ("version", env!("CARGO_PKG_VERSION")),
+        ("revision", env!("CINDER_EXPORTER_REVISION")),
+        ("rustc_version", env!("CINDER_EXPORTER_RUSTC_VERSION")),
+    ])
 }
 
 /// Renders the whole exposition into one string.
 #[cfg(test)]
-pub fn render(published: &Arc<Published>, settings: &RenderSettings, now: Instant) -> String {
-    let mut writer = ExpositionWriter::new(Arc::clone(published), settings, now);
+pub fn render(judgement: Judgement, process: bool) -> String {
+    let mut writer = ExpositionWriter::new(Some(judgement), process);
     let mut out = String::new();
     while let Some(piece) = writer.next_piece(CHUNK_BYTES) {
         out.push_str(&piece);
@@ -75,49 +51,59 @@ pub struct ExpositionWriter {
     out: Exposition,
     /// The per-service part still to write, if any.
     services: Option<ServiceCursor>,
+    /// Whether the exporter's own registry is still to be written, last.
+    own: bool,
 }
 
 /// Where the per-service part of a scrape has got to.
 struct ServiceCursor {
+    judgement: Judgement,
     snapshot: Arc<Snapshot>,
-    /// The scrape's instant on the reference clock.
-    reference_now: f64,
-    thresholds: Thresholds,
     /// Whether [`COMPAT_FAMILIES`] follow [`SERVICE_FAMILIES`].
     compat: bool,
     /// Index into the per-service families, then past them into [`CLUSTER_FAMILIES`].
     family: usize,
     /// Index of the next service (or cluster) to write in the current family.
     service: usize,
-    /// The clusters' verdicts at the scrape's instant, computed once on reaching them.
+    /// The clusters' verdicts, computed once on reaching them.
     cluster_verdicts: Option<Vec<ClusterVerdict>>,
 }
 
 impl ExpositionWriter {
-    /// Fixes the scrape's instant and computes every verdict; writes the small
-    /// exporter and configuration families at once.
-    pub fn new(
-        published: Arc<Published>,
-        settings: &RenderSettings,
-        now: Instant,
-    ) -> ExpositionWriter {
+    /// The exposition of `judgement`'s database (none: the exporter alone, for
+    /// `/metrics` with only targets), with the process's own metrics when `process`
+    /// (`/metrics`; `/probe` answers for a database, not for the process). The small
+    /// families are written at once.
+    pub fn new(judgement: Option<Judgement>, process: bool) -> ExpositionWriter {
         let mut out = Exposition::with_capacity(CHUNK_BYTES + 4096);
-        render_exporter(&mut out, &published, settings);
-        if settings.process {
+        match &judgement {
+            Some(judgement) => render_exporter(&mut out, judgement),
+            None => render_build_info(&mut out),
+        }
+        if process {
             ProcessFigures::read().render(&mut out);
-            reload::render(&mut out);
         }
-        render_config(&mut out, settings);
-        if settings.compat {
-            compat::render_up(&mut out, bool_value(published.health.last_poll_ok));
-        }
-        let services = published.snapshot.as_ref().and_then(|snapshot| {
-            // Never present an old reading as current: an age computed from it would
-            // keep growing plausibly while the services may have recovered long ago.
-            let stale = now.saturating_duration_since(snapshot.taken_at) > settings.stale_after;
-            (!stale).then(|| ServiceCursor::new(Arc::clone(snapshot), settings, now))
+        let services = judgement.and_then(|judgement| {
+            render_config(&mut out, &judgement);
+            let compat = judgement.compat();
+            if compat {
+                compat::render_up(&mut out, bool_value(judgement.health().last_poll_ok));
+            }
+            let snapshot = Arc::clone(judgement.services()?);
+            Some(ServiceCursor {
+                judgement,
+                snapshot,
+                compat,
+                family: 0,
+                service: 0,
+                cluster_verdicts: None,
+            })
         });
-        ExpositionWriter { out, services }
+        ExpositionWriter {
+            out,
+            services,
+            own: process,
+        }
     }
 
     /// The next piece of at least `min_bytes` (less only for the last one), or
@@ -127,6 +113,9 @@ impl ExpositionWriter {
             if !cursor.write(&mut self.out, min_bytes) {
                 self.services = None;
             }
+        }
+        if self.services.is_none() && std::mem::take(&mut self.own) {
+            self.out.own_registry();
         }
         if self.out.is_empty() {
             return None;
@@ -141,18 +130,6 @@ impl ExpositionWriter {
 }
 
 impl ServiceCursor {
-    fn new(snapshot: Arc<Snapshot>, settings: &RenderSettings, now: Instant) -> ServiceCursor {
-        ServiceCursor {
-            reference_now: snapshot.reference_now(now),
-            snapshot,
-            thresholds: settings.thresholds(),
-            compat: settings.compat,
-            family: 0,
-            service: 0,
-            cluster_verdicts: None,
-        }
-    }
-
     /// The `index`th per-service family of this scrape: the native ones, then the
     /// compatibility ones when they are on.
     fn family_at(&self, index: usize) -> Option<&'static ServiceFamily> {
@@ -183,15 +160,9 @@ impl ServiceCursor {
                 out.family(family.family);
             }
             while let Some(service) = services.get(self.service) {
-                let verdict = family.needs_verdict.then(|| {
-                    Verdict::at(
-                        self.reference_now,
-                        service.last_heartbeat,
-                        service.updated_at,
-                        &service.diagnosis,
-                        &self.thresholds,
-                    )
-                });
+                let verdict = family
+                    .needs_verdict
+                    .then(|| self.judgement.service(service));
                 (family.samples)(out, family.family.name, service, verdict.as_ref());
                 self.service += 1;
                 if out.len() >= min_bytes {
@@ -203,16 +174,9 @@ impl ServiceCursor {
         }
         let per_service = self.per_service_families();
         let clusters = &self.snapshot.clusters;
-        let verdicts = self.cluster_verdicts.get_or_insert_with(|| {
-            let down_time = self.thresholds.service_down_time;
-            clusters
-                .iter()
-                .map(|c| {
-                    c.cluster
-                        .verdict(self.reference_now, down_time, |i| services[i].updated_at)
-                })
-                .collect()
-        });
+        let verdicts = self
+            .cluster_verdicts
+            .get_or_insert_with(|| self.judgement.clusters());
         while let Some((family, value)) = CLUSTER_FAMILIES.get(self.family - per_service) {
             if self.service == 0 {
                 out.family(family);
@@ -233,6 +197,15 @@ impl ServiceCursor {
     }
 }
 
+impl Exposition {
+    /// The exporter's own registry ([`own`]), as its encoder writes it.
+    fn own_registry(&mut self) {
+        let mut bytes = Vec::with_capacity(4096);
+        own::encode(&mut bytes);
+        self.push_text(&String::from_utf8_lossy(&bytes));
+    }
+}
+
 /// The per-cluster families and each one's value from the cluster's verdict.
 type ClusterFamily = (&'static Family, fn(&ClusterVerdict) -> f64);
 
@@ -242,11 +215,10 @@ const CLUSTER_FAMILIES: [ClusterFamily; 3] = [
     (&schema::CLUSTER_SERVICES_UP, |v| v.services_up as f64),
 ];
 
-fn render_exporter(out: &mut Exposition, published: &Published, settings: &RenderSettings) {
-    let health = &published.health;
+fn render_exporter(out: &mut Exposition, judgement: &Judgement) {
+    let health = judgement.health();
     plain(out, &schema::UP, bool_value(health.last_poll_ok));
-    out.family(&schema::BUILD_INFO);
-    out.sample(schema::BUILD_INFO.name, &settings.build_info, "", 1.0);
+    render_build_info(out);
     plain(
         out,
         &schema::POLL_DURATION,
@@ -261,9 +233,15 @@ fn render_exporter(out: &mut Exposition, published: &Published, settings: &Rende
     }
 }
 
-fn render_config(out: &mut Exposition, settings: &RenderSettings) {
-    let thresholds = settings.thresholds();
-    let report_interval = settings.report_interval.as_secs_f64();
+/// `cinder_exporter_build_info`; its labels are built once per process.
+fn render_build_info(out: &mut Exposition) {
+    static LABELS: std::sync::LazyLock<LabelSet> = std::sync::LazyLock::new(build_labels);
+    out.family(&schema::BUILD_INFO);
+    out.sample(schema::BUILD_INFO.name, &LABELS, "", 1.0);
+}
+
+fn render_config(out: &mut Exposition, judgement: &Judgement) {
+    let thresholds = judgement.thresholds();
     plain(
         out,
         &schema::SERVICE_DOWN_TIME,
@@ -274,7 +252,8 @@ fn render_config(out: &mut Exposition, settings: &RenderSettings) {
         &schema::SCHEDULER_SERVICE_DOWN_TIME,
         thresholds.scheduler_service_down_time,
     );
-    plain(out, &schema::REPORT_INTERVAL, report_interval);
+    let report_interval = judgement.config().judging.report_interval;
+    plain(out, &schema::REPORT_INTERVAL, report_interval.as_secs_f64());
     plain(out, &schema::SKEW_BUDGET, thresholds.skew_budget);
 }
 
@@ -391,7 +370,9 @@ fn bool_value(b: bool) -> f64 {
 mod tests {
     use super::*;
     use crate::cinder::{group_clusters, Diagnosis, Member};
-    use crate::snapshot::{ClusterState, PollHealth, ServiceText};
+    use crate::config::Config;
+    use crate::snapshot::{ClusterState, PollHealth, Published, ServiceText};
+    use std::time::{Duration, Instant};
 
     #[test]
     fn cause_labels_follow_the_enum() {
@@ -434,6 +415,7 @@ mod tests {
                 taken_at,
                 services: (0..services).map(service).collect(),
                 clusters: Vec::new(),
+                compat_labels: true,
             })),
             health: PollHealth {
                 last_poll_ok: true,
@@ -442,23 +424,21 @@ mod tests {
         })
     }
 
-    fn settings() -> RenderSettings {
-        RenderSettings {
-            service_down_time: Duration::from_secs(60),
-            report_interval: Duration::from_secs(10),
-            stale_after: Duration::from_secs(30),
-            build_info: RenderSettings::build_labels(),
-            compat: false,
-            process: false,
-        }
+    /// A configuration with these YAML keys beside a database URL.
+    fn config(yaml: &str) -> Arc<Config> {
+        Arc::new(crate::config::parse_str(yaml, "t.yml", Some("mysql://u@h/db".into())).unwrap())
+    }
+
+    fn judged(published: &Arc<Published>, yaml: &str, now: Instant) -> Judgement {
+        Judgement::at(Arc::clone(published), config(yaml), now)
     }
 
     #[test]
     fn pieces_add_up_to_whole_families() {
         let now = Instant::now();
         let published = published(3_000, now);
-        let whole = render(&published, &settings(), now);
-        let mut writer = ExpositionWriter::new(Arc::clone(&published), &settings(), now);
+        let whole = render(judged(&published, "", now), false);
+        let mut writer = ExpositionWriter::new(Some(judged(&published, "", now)), false);
         let mut pieces = Vec::new();
         while let Some(piece) = writer.next_piece(1_000) {
             pieces.push(piece);
@@ -481,7 +461,7 @@ mod tests {
         let mut published = (*published(2, now)).clone();
         published.health.last_success_unix = Some(1.0);
         published.health.database_clock_offset_seconds = Some(0.0);
-        let text = render(&Arc::new(published), &settings(), now);
+        let text = render(judged(&Arc::new(published), "", now), false);
         let written: Vec<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -494,41 +474,58 @@ mod tests {
     #[test]
     fn compat_and_process_families_are_written_only_when_asked() {
         let now = Instant::now();
-        let names = |settings: &RenderSettings| -> Vec<String> {
-            render(&published(2, now), settings, now)
+        let names = |yaml: &str, process: bool| -> Vec<String> {
+            render(judged(&published(2, now), yaml, now), process)
                 .lines()
                 .filter_map(|l| l.strip_prefix("# TYPE "))
                 .map(|l| l.split(' ').next().unwrap_or("").to_string())
                 .collect()
         };
-        let plain = names(&settings());
+        let plain = names("", false);
         assert!(!plain
             .iter()
             .any(|n| n.starts_with("openstack_") || n.starts_with("process_")));
-        let both = names(&RenderSettings {
-            compat: true,
-            process: true,
-            ..settings()
-        });
+        // Something observed, so that the registry's histograms have a series.
+        own::observe_poll("", 0.01);
+        drop(own::start_scrape(own::Endpoint::Metrics));
+        let compat = "compatibility: {openstack_exporter: true}";
+        let both = names(compat, true);
         let added: Vec<&str> = both
             .iter()
             .filter(|n| !plain.contains(n))
             .map(String::as_str)
             .collect();
         let mut expected: Vec<&str> = schema::PROCESS.iter().map(|f| f.name).collect();
-        expected.extend(schema::RELOAD.iter().map(|f| f.name));
         expected.extend(schema::COMPAT.iter().map(|f| f.name));
+        expected.extend(schema::OWN.iter().map(|f| f.name));
         assert_eq!(added, expected);
-        let text = render(
-            &published(2, now),
-            &RenderSettings {
-                compat: true,
-                ..settings()
-            },
-            now,
-        );
+        let text = render(judged(&published(2, now), compat, now), false);
         assert!(text.contains("openstack_cinder_up 1\n"));
         assert!(text.contains("openstack_cinder_agent_state{hostname=\"node1@lvm\"} 1\n"));
+    }
+
+    /// A reload that turns compatibility on shows its series from the next poll:
+    /// never a family announced without samples.
+    #[test]
+    fn compatibility_turned_on_waits_for_a_poll_with_its_labels() {
+        let now = Instant::now();
+        let mut polled_without = (*published(2, now)).clone();
+        let snapshot = polled_without.snapshot.as_ref().unwrap();
+        let mut snapshot = Snapshot {
+            services: snapshot.services.clone(),
+            clusters: Vec::new(),
+            compat_labels: false,
+            ..**snapshot
+        };
+        for service in &mut snapshot.services {
+            service.compat_labels = None;
+        }
+        polled_without.snapshot = Some(Arc::new(snapshot));
+        let compat = "compatibility: {openstack_exporter: true}";
+        let text = render(judged(&Arc::new(polled_without), compat, now), false);
+        assert!(!text.contains("openstack_"), "{text}");
+        let text = render(judged(&published(2, now), compat, now), false);
+        assert!(text.contains("# TYPE openstack_cinder_agent_state gauge"));
     }
 
     #[test]
@@ -536,10 +533,10 @@ mod tests {
         let now = Instant::now();
         let published = published(2, now);
         let later = now + Duration::from_secs(31);
-        let text = render(&published, &settings(), later);
+        let text = render(judged(&published, "", later), false);
         assert!(!text.contains("cinder_service_up"));
         assert!(text.contains("cinder_up 1\n"));
-        let text = render(&published, &settings(), now + Duration::from_secs(29));
+        let text = render(judged(&published, "", now + Duration::from_secs(29)), false);
         assert!(text.contains("cinder_service_heartbeat_age_seconds{host=\"node1@lvm\",binary=\"cinder-volume\",zone=\"nova\"} 34\n"));
     }
 
@@ -557,6 +554,7 @@ mod tests {
             taken_at: now,
             services,
             clusters: Vec::new(),
+            compat_labels: true,
         };
         // Members 0 and 1 in c1@lvm, member 1 silent; member 2 alone in c2@lvm, silent.
         snapshot.services[1].updated_at = Some(900);
@@ -570,7 +568,7 @@ mod tests {
         snapshot.clusters = group_clusters(members)
             .into_iter()
             .map(|cluster| ClusterState {
-                labels: crate::metrics::cluster_labels(&cluster),
+                labels: crate::series::cluster_labels(&cluster),
                 cluster,
             })
             .collect();
@@ -578,7 +576,7 @@ mod tests {
             snapshot: Some(Arc::new(snapshot)),
             health: PollHealth::default(),
         });
-        let text = render(&published, &settings(), now);
+        let text = render(judged(&published, "", now), false);
         for line in [
             "cinder_cluster_up{cluster=\"c1@lvm\",binary=\"cinder-volume\"} 1\n",
             "cinder_cluster_up{cluster=\"c2@lvm\",binary=\"cinder-volume\"} 0\n",
@@ -590,11 +588,11 @@ mod tests {
             assert!(text.contains(line), "{line} in:\n{text}");
         }
         // 56 s later the freshest member (1000) is 61 s old: the cluster is down.
-        let patient = RenderSettings {
-            stale_after: Duration::from_secs(120),
-            ..settings()
-        };
-        let later = render(&published, &patient, now + Duration::from_secs(56));
+        let patient = "stale_after: 120s";
+        let later = render(
+            judged(&published, patient, now + Duration::from_secs(56)),
+            false,
+        );
         assert!(
             later.contains("cinder_cluster_up{cluster=\"c1@lvm\",binary=\"cinder-volume\"} 0\n")
         );

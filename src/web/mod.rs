@@ -12,5 +12,8 @@ mod status_page;
 mod tls;
 
 pub use config::{load as load_web_config, parse as parse_web_config, WebSecurity};
-pub use routes::{App, Guard, ReloadRequest, Served};
+pub use routes::{App, Guard, ReloadRequest};
 pub use server::serve;
+
+#[cfg(test)]
+mod tests;

@@ -3,14 +3,14 @@
 //! auth and the configured extra headers.
 //!
 //! Scrapes are served from the published snapshot only: they never touch the
-//! database.
+//! database. Routing reads only a request's method, path, query and headers, so it
+//! takes any request body type and is tested in-process.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use hyper::header::{
     HeaderName, HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CACHE_CONTROL,
     CONTENT_ENCODING, CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
@@ -25,22 +25,16 @@ use super::basic_auth::{BasicAuth, REALM};
 use super::config::WebSecurity;
 use super::probe::{probe, unknown_target};
 use super::status_page::{self, PageContext};
-use crate::metrics::{exporter_only, ExpositionWriter, MetricsBody, RenderSettings};
-use crate::targets::{Endpoint, Targets};
+use crate::judgement::{readiness, Judgement};
+use crate::metrics::own::{self, Endpoint};
+use crate::metrics::{ExpositionWriter, MetricsBody};
+use crate::served::{Served, ServedDatabase};
 
 /// The exposition's content type: text format 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Every response's body: a small fixed text, or the streamed exposition.
 pub type ResponseBody = Either<Full<Bytes>, MetricsBody>;
-
-/// The databases served: replaced whole when a reload changes them.
-pub struct Served {
-    /// The top-level database, served on the telemetry path; `None` with only targets.
-    pub main: Option<Endpoint>,
-    /// The named databases, served on `/probe?target=NAME`.
-    pub targets: Targets,
-}
 
 /// What `--web.config.file` puts around every response: replaced whole on a reload, so
 /// a connection sees one web configuration, never half of two.
@@ -64,8 +58,9 @@ impl Guard {
     }
 }
 
-/// A request to reload the configuration, answered with the outcome.
-pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+/// A request to reload the configuration, answered with what the reload did to each
+/// database (one line each), or why it was refused.
+pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
 /// What every request handler needs.
 pub struct App {
@@ -105,11 +100,9 @@ impl App {
         self.guard.load().tls.clone()
     }
 
-    /// Authentication, routing, then the configured extra headers.
-    pub(super) async fn respond(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-    ) -> Response<ResponseBody> {
+    /// Authentication, routing, then the configured extra headers. The body of the
+    /// request is never read.
+    pub async fn respond<B>(self: Arc<Self>, request: Request<B>) -> Response<ResponseBody> {
         let guard = self.guard.load_full();
         let mut response = match &guard.basic_auth {
             Some(auth)
@@ -132,7 +125,7 @@ impl App {
         response
     }
 
-    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<ResponseBody> {
+    async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Response<ResponseBody> {
         if request.uri().path() == "/-/reload" {
             return self.reload(request.method()).await;
         }
@@ -157,15 +150,13 @@ impl App {
             "/" => self.status_page(&served, request.uri().query()),
             "/probe" => probe(&served, request.uri().query(), gzip),
             "/-/healthy" => text(StatusCode::OK, "OK\n"),
-            "/-/ready" if is_ready(&served) => text(StatusCode::OK, "Ready\n"),
-            "/-/ready" if served.main.is_some() => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Not ready: no successful poll of the cinder database yet\n",
-            ),
-            "/-/ready" => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Not ready: a target's first poll has not ended yet\n",
-            ),
+            "/-/ready" => match readiness(&served, Instant::now()) {
+                Ok(()) => text(StatusCode::OK, "Ready\n"),
+                Err(why) => owned_text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("Not ready: {why}\n"),
+                ),
+            },
             _ => text(StatusCode::NOT_FOUND, "Not found\n"),
         }
     }
@@ -192,43 +183,35 @@ impl App {
             false => Err("reloading is not available".into()),
         };
         match outcome {
-            Ok(()) => text(StatusCode::OK, "Reloaded\n"),
-            Err(reason) => {
-                let body =
-                    format!("Reload failed; the previous configuration stays in force: {reason}\n");
-                let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
-                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                response.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                response
-            }
+            Ok(changes) => owned_text(StatusCode::OK, format!("Reloaded\n{changes}")),
+            Err(reason) => owned_text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Reload failed; the previous configuration stays in force: {reason}\n"),
+            ),
         }
     }
 
     /// The live status page of the top-level database, or of `?target=NAME`; with
     /// only targets and none named, the list of them.
     fn status_page(&self, served: &Served, query: Option<&str>) -> Response<ResponseBody> {
-        let targets: Vec<&str> = served.targets.names().collect();
+        let timer = own::start_scrape(Endpoint::StatusPage);
+        let targets: Vec<&str> = served.target_names().collect();
         let wanted = query.and_then(target_parameter);
         let shown = match wanted.as_deref() {
-            Some(name) => match served.targets.get(name) {
-                Some(endpoint) => Some((Some(name), endpoint)),
+            Some(name) => match served.target(name) {
+                Some(database) => Some(database),
                 None => return unknown_target(served, Some(name)),
             },
-            None => served.main.as_ref().map(|main| (None, main)),
-        };
-        let context = |settings| PageContext {
-            settings,
-            telemetry_path: &self.telemetry_path,
-            now: Instant::now(),
-            target: shown.and_then(|(name, _)| name),
-            targets: &targets,
+            None => served.main.as_ref(),
         };
         let page = match shown {
-            Some((_, endpoint)) => {
-                status_page::render(&endpoint.state.current(), &context(&endpoint.settings))
+            Some(database) => {
+                let context = PageContext {
+                    telemetry_path: &self.telemetry_path,
+                    target: database.name.as_deref(),
+                    targets: &targets,
+                };
+                status_page::render(&Judgement::of(database, Instant::now()), &context)
             }
             None => status_page::index(&targets, &self.telemetry_path),
         };
@@ -240,35 +223,20 @@ impl App {
         );
         // Live data: a cached copy would show a fleet that no longer exists.
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        drop(timer);
         response
-    }
-}
-
-/// With a top-level database: once its first poll succeeded (as before targets).
-/// With only targets: once every target's first poll has ended, well or not, since
-/// a target whose database is down is still answered truthfully (`cinder_up 0`),
-/// and one dead database must not take the others out of a load balancer.
-fn is_ready(served: &Served) -> bool {
-    match &served.main {
-        Some(main) => main.state.is_ready(),
-        None => served.targets.iter().all(|(_, t)| t.has_answered()),
     }
 }
 
 /// The top-level database's exposition with the process metrics; with only
 /// targets, the exporter's own metrics alone.
 fn metrics(served: &Served, gzip: bool) -> Response<ResponseBody> {
-    match &served.main {
-        Some(main) => exposition(main, gzip),
-        None => {
-            let body = exporter_only(&RenderSettings::build_labels());
-            let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
-            response
-        }
-    }
+    let timer = own::start_scrape(Endpoint::Metrics);
+    let judgement = served
+        .main
+        .as_ref()
+        .map(|main| Judgement::of(main, Instant::now()));
+    streamed(ExpositionWriter::new(judgement, true), gzip, timer)
 }
 
 /// The value of `target=` in a query string.
@@ -278,13 +246,22 @@ pub(super) fn target_parameter(query: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-/// One database's exposition, from its latest published snapshot at this instant. It
-/// is written while it is sent (see [`MetricsBody`]), so a scrape's memory does not
-/// grow with the number of services.
-pub(super) fn exposition(endpoint: &Endpoint, gzip: bool) -> Response<ResponseBody> {
-    let writer =
-        ExpositionWriter::new(endpoint.state.current(), &endpoint.settings, Instant::now());
-    let mut response = Response::new(Either::Right(MetricsBody::new(writer, gzip)));
+/// One target's exposition, from its latest published snapshot at this instant.
+pub(super) fn exposition(database: &ServedDatabase, gzip: bool) -> Response<ResponseBody> {
+    let timer = own::start_scrape(Endpoint::Probe);
+    let judgement = Judgement::of(database, Instant::now());
+    streamed(ExpositionWriter::new(Some(judgement), false), gzip, timer)
+}
+
+/// An exposition written while it is sent (see [`MetricsBody`]), so a scrape's memory
+/// does not grow with the number of services; `timer` records it once sent.
+fn streamed(
+    writer: ExpositionWriter,
+    gzip: bool,
+    timer: prometheus::HistogramTimer,
+) -> Response<ResponseBody> {
+    let body = MetricsBody::new(writer, gzip, Some(timer));
+    let mut response = Response::new(Either::Right(body));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
     headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -305,7 +282,15 @@ fn unauthorized() -> Response<ResponseBody> {
 }
 
 pub(super) fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(body.as_bytes()))));
+    plain_text(status, Bytes::from_static(body.as_bytes()))
+}
+
+pub(super) fn owned_text(status: StatusCode, body: String) -> Response<ResponseBody> {
+    plain_text(status, Bytes::from(body))
+}
+
+fn plain_text(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Left(Full::new(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,

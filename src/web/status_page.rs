@@ -2,8 +2,8 @@
 //! cause and clock, the clusters, and the exporter's own state, as plain HTML that
 //! refreshes itself and needs no JavaScript.
 //!
-//! It is rendered from the published snapshot like `/metrics` (no query per view),
-//! and judged at the same instant rules. Its cost is bounded by design: one pass over
+//! It is rendered from a [`Judgement`] like `/metrics` (no query per view, and the
+//! same verdicts, causes and freshness). Its cost is bounded by design: one pass over
 //! the services picks at most [`MAX_ROWS`] to show (enabled services that are down
 //! first), so a view at 50,000 services costs one cheap pass and a page of a few
 //! hundred kilobytes, never a 50,000-row table no browser could use anyway; a note
@@ -11,11 +11,10 @@
 //! names and `disabled_reason` are free text any admin can set.
 
 use std::fmt::Write as _;
-use std::time::Instant;
 
 use crate::cinder::{ClusterVerdict, Thresholds, Verdict};
-use crate::metrics::RenderSettings;
-use crate::snapshot::{Published, ServiceState, Snapshot};
+use crate::judgement::{Freshness, Judgement};
+use crate::snapshot::{ServiceState, Snapshot};
 
 /// Most service rows (and, separately, cluster rows) a view shows.
 pub const MAX_ROWS: usize = 500;
@@ -25,9 +24,7 @@ pub const REFRESH_SECONDS: u32 = 10;
 
 /// What the page needs besides the published state.
 pub struct PageContext<'a> {
-    pub settings: &'a RenderSettings,
     pub telemetry_path: &'a str,
-    pub now: Instant,
     /// The target shown, `None` for the top-level database.
     pub target: Option<&'a str>,
     /// Every configured target, linked at the foot of the page.
@@ -35,7 +32,7 @@ pub struct PageContext<'a> {
 }
 
 /// The whole page.
-pub fn render(published: &Published, context: &PageContext) -> String {
+pub fn render(judgement: &Judgement, context: &PageContext) -> String {
     let mut out = String::with_capacity(64 * 1024);
     head(&mut out);
     out.push_str("<body>\n<header><h1>Cinder services");
@@ -49,21 +46,16 @@ pub fn render(published: &Published, context: &PageContext) -> String {
         "<p class=\"sub\">cinder_exporter {} &middot; refreshes every {REFRESH_SECONDS} s</p></header>",
         env!("CARGO_PKG_VERSION")
     );
-    let fresh = published.snapshot.as_ref().filter(|snapshot| {
-        context.now.saturating_duration_since(snapshot.taken_at) <= context.settings.stale_after
-    });
-    match (&published.snapshot, fresh) {
-        (_, Some(snapshot)) => services_and_clusters(&mut out, snapshot, context),
-        (Some(_), None) => out.push_str(
+    match (judgement.freshness(), judgement.services()) {
+        (Freshness::Fresh, Some(snapshot)) => services_and_clusters(&mut out, snapshot, judgement),
+        (Freshness::Stale, _) => out.push_str(
             "<p class=\"banner bad\">The last good poll of the database is older than \
              stale_after: services are withheld, as on /metrics, rather than shown with \
              ages that may no longer be true.</p>\n",
         ),
-        (None, None) => {
-            out.push_str("<p class=\"banner bad\">No successful poll of the database yet.</p>\n")
-        }
+        _ => out.push_str("<p class=\"banner bad\">No successful poll of the database yet.</p>\n"),
     }
-    exporter_state(&mut out, published, context);
+    exporter_state(&mut out, judgement);
     links(&mut out, context.telemetry_path, context.targets);
     out.push_str("</body>\n</html>\n");
     out
@@ -116,18 +108,8 @@ struct Counts {
     disabled: usize,
 }
 
-fn services_and_clusters(out: &mut String, snapshot: &Snapshot, context: &PageContext) {
-    let thresholds = context.settings.thresholds();
-    let now = snapshot.reference_now(context.now);
-    let verdict = |s: &ServiceState| {
-        Verdict::at(
-            now,
-            s.last_heartbeat,
-            s.updated_at,
-            &s.diagnosis,
-            &thresholds,
-        )
-    };
+fn services_and_clusters(out: &mut String, snapshot: &Snapshot, judgement: &Judgement) {
+    let verdict = |s: &ServiceState| judgement.service(s);
     // One pass: counts, and the enabled-down services first (up to the cap), then the
     // others in table order, without sorting or keeping all verdicts.
     let mut counts = Counts::default();
@@ -156,17 +138,9 @@ fn services_and_clusters(out: &mut String, snapshot: &Snapshot, context: &PageCo
         .chain(shown_rest)
         .take(MAX_ROWS)
         .collect();
-    let cluster_verdicts: Vec<ClusterVerdict> = snapshot
-        .clusters
-        .iter()
-        .map(|c| {
-            c.cluster.verdict(now, thresholds.service_down_time, |i| {
-                snapshot.services[i].updated_at
-            })
-        })
-        .collect();
+    let cluster_verdicts = judgement.clusters();
     summary(out, &counts, &cluster_verdicts);
-    service_table(out, snapshot, &shown, &thresholds);
+    service_table(out, snapshot, &shown, judgement.thresholds());
     cluster_table(out, snapshot, &cluster_verdicts);
 }
 
@@ -322,8 +296,8 @@ fn cluster_table(out: &mut String, snapshot: &Snapshot, verdicts: &[ClusterVerdi
     out.push_str("</tbody></table></div>\n");
 }
 
-fn exporter_state(out: &mut String, published: &Published, context: &PageContext) {
-    let health = &published.health;
+fn exporter_state(out: &mut String, judgement: &Judgement) {
+    let health = judgement.health();
     out.push_str("<h2 id=\"exporter\">Exporter</h2>\n<dl>");
     let _ = write!(
         out,
@@ -335,9 +309,8 @@ fn exporter_state(out: &mut String, published: &Published, context: &PageContext
         }
     );
     out.push_str("<dt>Last good poll</dt><dd>");
-    match (&published.snapshot, health.last_success_unix) {
-        (Some(snapshot), Some(unix)) => {
-            let ago = context.now.saturating_duration_since(snapshot.taken_at);
+    match (judgement.last_good_poll_age(), health.last_success_unix) {
+        (Some(ago), Some(unix)) => {
             let when = chrono::DateTime::from_timestamp(unix as i64, 0)
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                 .unwrap_or_default();
@@ -356,8 +329,7 @@ fn exporter_state(out: &mut String, published: &Published, context: &PageContext
             "<dt>Exporter clock &minus; database clock</dt><dd>{offset:+.3} s</dd>"
         );
     }
-    let settings = context.settings;
-    let thresholds = settings.thresholds();
+    let thresholds = judgement.thresholds();
     let _ = write!(
         out,
         "<dt>service_down_time</dt><dd>{:.0} s</dd>",
@@ -374,7 +346,7 @@ fn exporter_state(out: &mut String, published: &Published, context: &PageContext
     let _ = writeln!(
         out,
         "<dt>report_interval</dt><dd>{:.0} s</dd></dl>",
-        settings.report_interval.as_secs_f64()
+        judgement.config().judging.report_interval.as_secs_f64()
     );
 }
 
@@ -439,10 +411,10 @@ pub fn escape(out: &mut String, text: &str) {
 mod tests {
     use super::*;
     use crate::cinder::Diagnosis;
-    use crate::metrics::LabelSet;
-    use crate::snapshot::{PollHealth, ServiceText};
+    use crate::series::LabelSet;
+    use crate::snapshot::{PollHealth, Published, ServiceText};
     use std::sync::Arc;
-    use std::time::Duration;
+    use std::time::Instant;
 
     fn service(host: &str, enabled: bool, updated_at: i64) -> ServiceState {
         ServiceState {
@@ -483,6 +455,7 @@ mod tests {
                 taken_at: now,
                 services,
                 clusters: Vec::new(),
+                compat_labels: false,
             })),
             health: PollHealth {
                 last_poll_ok: true,
@@ -490,22 +463,14 @@ mod tests {
                 ..PollHealth::default()
             },
         };
-        let settings = RenderSettings {
-            service_down_time: Duration::from_secs(60),
-            report_interval: Duration::from_secs(10),
-            stale_after: Duration::from_secs(30),
-            build_info: LabelSet::new([("version", "x")]),
-            compat: false,
-            process: false,
-        };
+        let config = crate::config::parse_str("", "t.yml", Some("mysql://u@h/db".into()));
+        let judgement = Judgement::at(Arc::new(published), Arc::new(config.unwrap()), now);
         let context = PageContext {
-            settings: &settings,
             telemetry_path: "/me\"trics",
-            now,
             target: None,
             targets: &["east<1>"],
         };
-        render(&published, &context)
+        render(&judgement, &context)
     }
 
     #[test]

@@ -91,11 +91,3 @@ pub fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, b
     }
     (received, false)
 }
-
-/// An `Authorization` header value for basic auth with `user:password`.
-pub fn basic(credentials: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(credentials)
-    )
-}

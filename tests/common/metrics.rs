@@ -46,13 +46,37 @@ impl Scrape {
                     .get_labelset()
                     .map(|set| set.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default();
+                let labels: BTreeMap<String, String> = labels;
                 let value = match &sample.value {
                     PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => n.as_f64(),
                     PrometheusValue::Counter(c) => c.value.as_f64(),
+                    // A histogram is read as Prometheus stores it: _bucket, _sum, _count.
+                    PrometheusValue::Histogram(h) => {
+                        for bucket in &h.buckets {
+                            let mut labels = labels.clone();
+                            labels.insert("le".into(), bucket.upper_bound.to_string());
+                            samples.push(Sample {
+                                metric: format!("{name}_bucket"),
+                                labels: Labels(labels),
+                                value: bucket.count.as_f64(),
+                            });
+                        }
+                        let sum = h.sum.as_ref().map_or(f64::NAN, |s| s.as_f64());
+                        samples.push(Sample {
+                            metric: format!("{name}_sum"),
+                            labels: Labels(labels.clone()),
+                            value: sum,
+                        });
+                        h.count.map_or(f64::NAN, |c| c as f64)
+                    }
                     other => panic!("{name}: unexpected sample {other:?}"),
                 };
+                let metric = match &sample.value {
+                    PrometheusValue::Histogram(_) => format!("{name}_count"),
+                    _ => name.clone(),
+                };
                 samples.push(Sample {
-                    metric: name.clone(),
+                    metric,
                     labels: Labels(labels),
                     value,
                 });

@@ -4,7 +4,23 @@
 //! to this list both ways, so what `/metrics` says cannot drift from what is
 //! documented.
 
-use super::exposition::MetricType;
+/// The `# TYPE` of a metric family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricType {
+    Gauge,
+    Counter,
+    Histogram,
+}
+
+impl MetricType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Gauge => "gauge",
+            MetricType::Counter => "counter",
+            MetricType::Histogram => "histogram",
+        }
+    }
+}
 
 /// One metric family: everything the exposition says about it except its samples.
 #[derive(Debug)]
@@ -240,8 +256,17 @@ pub const PROCESS: [&Family; 6] = [
     &PROCESS_MAX_FDS,
 ];
 
-// The configuration's reloads (`/metrics` only, with the process), named as Prometheus
+// The exporter's own work, kept by the `prometheus` crate's registry and encoded by its
+// text encoder after everything else (`/metrics` only, with the process). Listed in
+// name order, as the registry writes them. The reload gauges are named as Prometheus
 // names its own, so the alert operators have for Prometheus fits.
+family!(
+    RELOAD_SUCCESS_TIMESTAMP,
+    "cinder_exporter_config_last_reload_success_timestamp_seconds",
+    Gauge,
+    NO_LABELS,
+    "Unix time of the latest successful configuration load: the start, or the latest successful reload."
+);
 family!(
     RELOAD_SUCCESSFUL,
     "cinder_exporter_config_last_reload_successful",
@@ -250,16 +275,44 @@ family!(
     "1 if the latest reload of --config.file and --web.config.file (SIGHUP or POST /-/reload) succeeded, 0 if it failed and the previous configuration is still in force."
 );
 family!(
-    RELOAD_SUCCESS_TIMESTAMP,
-    "cinder_exporter_config_last_reload_success_timestamp_seconds",
-    Gauge,
-    NO_LABELS,
-    "Unix time of the latest successful configuration load: the start, or the latest successful reload."
+    RELOADS,
+    "cinder_exporter_config_reloads_total",
+    Counter,
+    &["result"],
+    "Reloads of the configuration files (SIGHUP or POST /-/reload), by result: success or failure."
+);
+family!(
+    POLL_DURATION_HISTOGRAM,
+    "cinder_exporter_database_poll_duration_seconds",
+    Histogram,
+    &["target"],
+    "Duration of the polls of each database, failed ones included; target is the name under targets:, empty for the top-level database."
+);
+family!(
+    SCRAPE_DURATION,
+    "cinder_exporter_scrape_duration_seconds",
+    Histogram,
+    &["endpoint"],
+    "Time from a request's arrival to the last byte of its response handed to the connection, by endpoint: /metrics, /probe or / (the status page)."
+);
+family!(
+    SCRAPES,
+    "cinder_exporter_scrapes_total",
+    Counter,
+    &["endpoint"],
+    "Requests served, by endpoint: /metrics, /probe or / (the status page)."
 );
 
-/// The reload families, in the order they are written (after the process ones).
+/// The families of the exporter's own registry, in the order it writes them.
 #[cfg(test)]
-pub const RELOAD: [&Family; 2] = [&RELOAD_SUCCESSFUL, &RELOAD_SUCCESS_TIMESTAMP];
+pub const OWN: [&Family; 6] = [
+    &RELOAD_SUCCESS_TIMESTAMP,
+    &RELOAD_SUCCESSFUL,
+    &RELOADS,
+    &POLL_DURATION_HISTOGRAM,
+    &SCRAPE_DURATION,
+    &SCRAPES,
+];
 
 /// Name prefixes other than `cinder_`, each for a reason: another exporter's names
 /// (compatibility) or the names every client library gives process metrics.
@@ -339,6 +392,7 @@ mod tests {
             let kind = match family.kind {
                 MetricType::Gauge => "gauge",
                 MetricType::Counter => "counter",
+                MetricType::Histogram => "histogram",
             };
             schema.insert(family.name.to_string(), (kind.to_string(), extra));
         }
@@ -353,7 +407,7 @@ mod tests {
     /// The native families, then those under the foreign prefixes.
     fn every_family() -> Vec<&'static Family> {
         let foreign = FOREIGN_PREFIXES.iter().flat_map(|(_, f)| f.iter().copied());
-        ALL.iter().copied().chain(RELOAD).chain(foreign).collect()
+        ALL.iter().copied().chain(OWN).chain(foreign).collect()
     }
 
     /// The name prefix a family must have: `cinder_`, or the one its foreign group

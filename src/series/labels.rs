@@ -1,8 +1,10 @@
 //! The label sets of a service's series, built once per poll from its row with the
 //! label names of the schema: escaped, and bounded in length.
 
-use super::exposition::LabelSet;
-use super::schema::{CLUSTER_LABELS, INFO, MAX_LABEL_VALUE_BYTES, SERVICE_LABELS};
+use super::label_set::LabelSet;
+use super::schema::{
+    AGENT_STATE_LABELS, CLUSTER_LABELS, INFO, MAX_LABEL_VALUE_BYTES, SERVICE_LABELS,
+};
 use crate::cinder::{Cluster, ServiceRow};
 
 /// `host`, `binary`, `zone`: the identity labels of every per-service series.
@@ -26,6 +28,23 @@ pub fn info_labels(row: &ServiceRow) -> LabelSet {
         text(&row.active_backend_id),
     ];
     LabelSet::new(INFO.labels.iter().copied().zip(values))
+}
+
+/// The label set of a service's `openstack_cinder_agent_state`, built once per poll:
+/// `uuid`, `hostname` (host), `service` (binary), `adminState`, `zone`,
+/// `disabledReason`. NULL (and columns this schema lacks, `uuid` before Queens) read
+/// as "", as openstack-exporter shows a missing reason.
+pub fn agent_state_labels(row: &ServiceRow) -> LabelSet {
+    let admin_state = if row.enabled() { "enabled" } else { "disabled" };
+    let values = [
+        text(&row.uuid),
+        text(&row.host),
+        text(&row.binary),
+        admin_state,
+        text(&row.availability_zone),
+        text(&row.disabled_reason),
+    ];
+    LabelSet::new(AGENT_STATE_LABELS.into_iter().zip(values))
 }
 
 /// `cluster`, `binary`: the labels of every per-cluster series.
@@ -97,6 +116,28 @@ mod tests {
         assert_eq!(
             info_labels(&row).as_str(),
             r#"cluster="",backend="lvm",disabled_reason="say \"hi\"",uuid="",rpc_version="",object_version="",replication_status="",frozen="false",active_backend_id="""#
+        );
+    }
+
+    #[test]
+    fn labels_are_openstack_exporters() {
+        let row = ServiceRow {
+            host: Some("ctl1@lvm".into()),
+            binary: Some("cinder-volume".into()),
+            availability_zone: Some("nova".into()),
+            disabled: Some(true),
+            disabled_reason: Some("disk \"swap\"".into()),
+            uuid: Some("5f0c".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            agent_state_labels(&row).as_str(),
+            r#"uuid="5f0c",hostname="ctl1@lvm",service="cinder-volume",adminState="disabled",zone="nova",disabledReason="disk \"swap\"""#
+        );
+        let bare = ServiceRow::default();
+        assert_eq!(
+            agent_state_labels(&bare).as_str(),
+            r#"uuid="",hostname="",service="",adminState="enabled",zone="",disabledReason="""#
         );
     }
 }

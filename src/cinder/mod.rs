@@ -5,12 +5,22 @@
 //! Nothing here does I/O or reads a clock: times are unix seconds handed in, so every
 //! rule can be checked against cinder's own code by simulation.
 
+mod clock_offset;
 mod cluster;
 mod diagnosis;
+mod down_cause;
+mod heartbeat_interval;
+mod heartbeat_tracker;
 mod row;
+mod stamp_window;
+mod thresholds;
 mod verdict;
 
 pub use cluster::{group_clusters, Cluster, ClusterVerdict, Member};
-pub use diagnosis::{Diagnosis, DownCause, HeartbeatTracker, StampWindow, Thresholds};
+pub use diagnosis::Diagnosis;
+pub use down_cause::DownCause;
+pub use heartbeat_tracker::HeartbeatTracker;
 pub use row::{keep_freshest, ServiceKey, ServiceRow};
+pub use stamp_window::StampWindow;
+pub use thresholds::Thresholds;
 pub use verdict::Verdict;

@@ -3,7 +3,7 @@
 //! Pure: times are plain numbers (unix seconds on the reference clock), so the verdicts
 //! can be checked against cinder's own code without a clock or a database.
 
-use super::diagnosis::{Diagnosis, DownCause, Thresholds};
+use super::{Diagnosis, DownCause, Thresholds};
 
 /// Signed heartbeat age, `now - last_heartbeat`; negative when the service's clock
 /// runs ahead of the reference clock.

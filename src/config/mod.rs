@@ -15,11 +15,13 @@ mod database_url;
 mod duration;
 mod substitution;
 mod targets;
+mod yaml;
 
 pub use cinder_conf::parse_cinder_conf;
 pub use database_url::DatabaseUrl;
 pub use duration::parse_duration;
 pub(crate) use targets::{load_setup, parse_setup, Setup};
+pub use yaml::YamlFile;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use self::cinder_conf::CinderSettings;
+use self::yaml::parse_yaml;
 
 /// The environment variable that may hold the database URL.
 pub const DATABASE_URL_ENV: &str = "CINDER_EXPORTER_DATABASE_URL";
@@ -450,71 +453,6 @@ fn url_from_outside(
     None
 }
 
-/// Parses a YAML file's text into `T`; an empty file (or only comments) gives the
-/// defaults. Errors carry `FILE:LINE:COL` and never quote a misplaced string value.
-pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
-    text: &str,
-    shown: &str,
-) -> Result<T, ConfigError> {
-    // YAML allows a byte order mark at the start; editors on some systems write one.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let has_content = text
-        .lines()
-        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
-    if !has_content {
-        return Ok(T::default());
-    }
-    serde_yaml::from_str(text).map_err(|e| {
-        let message = hide_string_values(&e.to_string());
-        match e.location() {
-            Some(at) => ConfigError {
-                location: format!("{shown}:{}:{}", at.line(), at.column()),
-                // serde_yaml appends " at line L column C"; the location already says it.
-                message: message
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or(&message)
-                    .to_string(),
-            },
-            None => ConfigError {
-                location: format!("{shown}:{}:1", unlocated_error_line(text)),
-                message,
-            },
-        }
-    })
-}
-
-/// Where to point an error serde_yaml gives no position for. The one it raises for
-/// a valid text is "more than one document": point at the second document's start.
-fn unlocated_error_line(text: &str) -> usize {
-    let mut content_seen = false;
-    for (index, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if (trimmed.starts_with("---") || trimmed == "...") && content_seen {
-            return index + 1;
-        }
-        content_seen |=
-            !trimmed.is_empty() && !trimmed.starts_with('#') && !trimmed.starts_with("---");
-    }
-    1
-}
-
-/// serde quotes a misplaced string value in full (`invalid type: string "…", expected
-/// …`); in our files such a value may be a database URL with its password, a password
-/// hash, or by mistake a password.
-/// The error says where the value is, so the value itself is left out.
-fn hide_string_values(message: &str) -> String {
-    const QUOTED: &str = "string \"";
-    let Some(start) = message.find(QUOTED) else {
-        return message.to_string();
-    };
-    let rest = &message[start + QUOTED.len()..];
-    let after = rest
-        .rfind("\", expected")
-        .map_or("", |end| &rest[end + 1..]);
-    format!("{}a string (not shown){after}", &message[..start])
-}
-
 /// Reads and merges cinder.conf files, later ones winning.
 fn read_cinder_confs(paths: &[PathBuf]) -> Result<CinderSettings, ConfigError> {
     let mut all = cinder_conf::ConfValues::default();
@@ -539,50 +477,5 @@ fn conf_error(error: cinder_conf::ParseError, read: &Path) -> ConfigError {
     ConfigError {
         location: error.location(read),
         message: error.message,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn misplaced_string_values_are_not_echoed() {
-        assert_eq!(
-            hide_string_values("invalid type: string \"a\\\", expected x\", expected y"),
-            "invalid type: a string (not shown), expected y"
-        );
-        let error = parse_str("database: mysql://u:secretpw@h/db\n", "c.yml", None)
-            .unwrap_err()
-            .to_string();
-        assert!(!error.contains("secretpw"), "{error}");
-        assert!(error.starts_with("c.yml:1:"), "{error}");
-    }
-
-    #[test]
-    fn a_byte_order_mark_is_read_and_every_error_has_a_position() {
-        let plain = "poll_interval: 3s\nservice_down_time: 90s\n";
-        let with_bom = format!("\u{feff}{plain}");
-        let config = parse_str(&with_bom, "c.yml", Some("mysql://u@db/cinder".into())).unwrap();
-        assert_eq!(config.polling.poll_interval, Duration::from_secs(3));
-        assert_eq!(config.judging.service_down_time, Duration::from_secs(90));
-        // Positions are as an editor shows them: the mark takes no column.
-        let err = parse_str("\u{feff}poll_interval: soon\n", "c.yml", None).unwrap_err();
-        assert!(err.location.starts_with("c.yml:1:"), "{err}");
-        let err = parse_str("poll_interval: soon\n", "c.yml", None).unwrap_err();
-        let bare = err.location.clone();
-        let err = parse_str("\u{feff}poll_interval: soon\n", "c.yml", None).unwrap_err();
-        assert_eq!(err.location, bare);
-        // Two documents: serde_yaml gives no position; the second document's is given.
-        let err =
-            parse_str("poll_interval: 3s\n---\nstale_after: 1m\n", "c.yml", None).unwrap_err();
-        assert_eq!(err.location, "c.yml:2:1", "{err}");
-        let err = parse_str(
-            "---\npoll_interval: 3s\n# note\n--- \nx: 1\n",
-            "c.yml",
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(err.location, "c.yml:4:1", "{err}");
     }
 }

@@ -37,7 +37,7 @@ use serde::Deserialize;
 
 use super::basic_auth::BasicAuth;
 use super::tls::{self, ClientAuth, TlsSettings, TlsVersion};
-use crate::config::{parse_yaml, ConfigError};
+use crate::config::{ConfigError, YamlFile};
 
 /// The response headers exporter-toolkit lets `http_server_config.headers` set.
 pub const ALLOWED_HEADERS: [&str; 5] = [
@@ -99,8 +99,8 @@ impl WebSecurity {
 }
 
 // The file as written. Values are kept as text here and checked afterwards, where the
-// error can point at the value's own line: serde_yaml places errors raised inside a
-// value at the start of the enclosing mapping.
+// error can point at the value's key (`YamlFile::key_position`): serde_yaml places
+// errors raised inside a value at the start of the enclosing mapping.
 #[derive(Deserialize, Default)]
 #[serde(
     deny_unknown_fields,
@@ -152,13 +152,13 @@ pub fn load(path: &Path) -> Result<WebSecurity, ConfigError> {
 /// [`load`] for text already in memory: `origin` names it in errors, and relative file
 /// names are resolved against `base_dir`.
 pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<WebSecurity, ConfigError> {
-    let file: WebConfigFile = parse_yaml(text, origin)?;
-    let locate = Locator { origin, text };
+    let yaml = YamlFile::new(text, origin);
+    let file: WebConfigFile = yaml.parse_or_default()?;
     let mut security = WebSecurity::default();
     if let Some(tls_file) = file.tls_server_config {
-        if let Some(settings) = tls_settings(tls_file, base_dir, &locate)? {
+        if let Some(settings) = tls_settings(tls_file, base_dir, &yaml)? {
             let config = tls::server_config(&settings).map_err(|e| {
-                locate.error(
+                yaml.error_at(
                     &["tls_server_config", e.key],
                     format!("tls_server_config.{}: {}", e.key, e.message),
                 )
@@ -169,7 +169,7 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<WebSecurity, C
     if let Some(users) = file.basic_auth_users {
         for (name, hash) in &users {
             let cost = bcrypt_cost(hash).map_err(|message| {
-                locate.error(
+                yaml.error_at(
                     &["basic_auth_users", name],
                     format!("basic_auth_users.{name}: {message}"),
                 )
@@ -178,7 +178,7 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<WebSecurity, C
                 security.warnings.push(format!(
                     "{}: bcrypt cost {cost} for user {name:?}: every uncached check costs \
                      about {}x a cost-10 check",
-                    locate.at(&["basic_auth_users", name]),
+                    yaml.key_position(&["basic_auth_users", name]),
                     1u64 << (cost - 10)
                 ));
             }
@@ -192,7 +192,7 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<WebSecurity, C
         for (name, value) in http.headers {
             let at = ["http_server_config", "headers", name.as_str()];
             let header = response_header(&name, &value).map_err(|message| {
-                locate.error(&at, format!("http_server_config.headers: {message}"))
+                yaml.error_at(&at, format!("http_server_config.headers: {message}"))
             })?;
             security.headers.push(header);
         }
@@ -255,10 +255,10 @@ fn tls_version(text: &str) -> Result<TlsVersion, String> {
 fn tls_settings(
     file: TlsServerConfigFile,
     base_dir: &Path,
-    locate: &Locator<'_>,
+    yaml: &YamlFile<'_>,
 ) -> Result<Option<TlsSettings>, ConfigError> {
     let error = |key: &str, message: String| {
-        locate.error(
+        yaml.error_at(
             &["tls_server_config", key],
             format!("tls_server_config.{key}: {message}"),
         )
@@ -329,51 +329,6 @@ fn tls_settings(
         min_version,
         max_version,
     }))
-}
-
-/// Finds where keys are in the YAML text, for errors found after parsing.
-struct Locator<'a> {
-    origin: &'a str,
-    text: &'a str,
-}
-
-impl Locator<'_> {
-    /// `FILE:LINE:COL` of the innermost key of `path` that can be found, each key
-    /// searched for after the line of the one before; the file alone if none is.
-    fn at(&self, path: &[&str]) -> String {
-        let lines: Vec<&str> = self.text.lines().collect();
-        let mut from = 0;
-        let mut found = None;
-        for key in path {
-            let Some(index) = (from..lines.len()).find(|&i| is_key_line(lines[i], key)) else {
-                break;
-            };
-            let line = lines[index];
-            let column = line.len() - line.trim_start().len() + 1;
-            found = Some(format!("{}:{}:{column}", self.origin, index + 1));
-            from = index + 1;
-        }
-        found.unwrap_or_else(|| self.origin.to_string())
-    }
-
-    fn error(&self, path: &[&str], message: String) -> ConfigError {
-        ConfigError {
-            location: self.at(path),
-            message,
-        }
-    }
-}
-
-/// Whether `line` is `key:` (the key possibly quoted).
-fn is_key_line(line: &str, key: &str) -> bool {
-    let trimmed = line.trim_start();
-    [key.to_string(), format!("\"{key}\""), format!("'{key}'")]
-        .iter()
-        .any(|written| {
-            trimmed
-                .strip_prefix(written.as_str())
-                .is_some_and(|rest| rest.trim_start().starts_with(':'))
-        })
 }
 
 #[cfg(test)]
@@ -466,6 +421,37 @@ mod tests {
                     assert!(!line.contains("hunter2"), "{line}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn flow_style_errors_name_the_line_and_column_of_the_key() {
+        let cases = [
+            (
+                "tls_server_config: {cert_file: a, key_file: b, min_version: TLS10}\n",
+                "web.yml:1:48: tls_server_config.min_version: TLS10",
+            ),
+            (
+                "basic_auth_users: {bob: x, alice: hunter2}\n",
+                "web.yml:1:28: basic_auth_users.alice: not a bcrypt hash",
+            ),
+            (
+                "http_server_config: {headers: {Set-Cookie: a=b}}\n",
+                "web.yml:1:32: http_server_config.headers: header \"Set-Cookie\"",
+            ),
+            (
+                "tls_server_config: {cert_file: a, bogus: 1}\n",
+                "web.yml:1:35: tls_server_config: unknown field `bogus`",
+            ),
+            (
+                "\"tls_server_config\": {'cert_file': a.crt}\n",
+                "web.yml:1:1: tls_server_config.key_file: missing",
+            ),
+        ];
+        for (text, start) in cases {
+            let line = parse_text(text).err().unwrap().to_string();
+            assert!(line.starts_with(start), "{text:?}: {line}");
+            assert!(!line.contains("hunter2"), "{line}");
         }
     }
 

@@ -3,13 +3,16 @@
 //! intervals) that tests script against them.
 //!
 //! Everything is checked while serde reads the YAML, so that every error carries the
-//! position serde_yaml knows (`FILE:LINE:COLUMN`) and the path of the offending key;
-//! the error then also names the service's host, which is what a reader looks for.
+//! position serde_yaml knows and the path of the offending key. The file is read as
+//! the exporter reads its own ([`YamlFile`]: `FILE:LINE:COL`, misplaced string values
+//! not shown); the error then also names the service's host, which is what a reader
+//! looks for.
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
 
+use cinder_exporter::config::{ConfigError, YamlFile};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
@@ -76,27 +79,10 @@ pub enum Change {
     Interval(f64),
 }
 
-/// A fleet file that could not be read or is invalid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FleetError {
-    /// `FILE:LINE:COLUMN` where known, else `FILE`.
-    pub location: String,
-    /// What is wrong, naming the service (index and host) and the key where known.
-    pub message: String,
-}
-
-impl fmt::Display for FleetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
-    }
-}
-
-impl std::error::Error for FleetError {}
-
 /// Reads and validates the fleet file at `path`.
-pub fn load(path: &Path) -> Result<Fleet, FleetError> {
+pub fn load(path: &Path) -> Result<Fleet, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| FleetError {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         location: shown.clone(),
         message: format!("cannot read fleet file: {e}"),
     })?;
@@ -104,22 +90,10 @@ pub fn load(path: &Path) -> Result<Fleet, FleetError> {
 }
 
 /// Parses fleet file `text`; `shown` is the file name errors start with.
-pub fn parse(text: &str, shown: &str) -> Result<Fleet, FleetError> {
-    serde_yaml::from_str(text).map_err(|e| {
-        let full = e.to_string();
-        let (location, message) = match e.location() {
-            Some(at) => {
-                // serde_yaml ends its message with the position; ours leads with it.
-                let suffix = format!(" at line {} column {}", at.line(), at.column());
-                let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
-                (format!("{shown}:{}:{}", at.line(), at.column()), message)
-            }
-            None => (shown.to_string(), full),
-        };
-        FleetError {
-            location,
-            message: name_the_host(text, &message),
-        }
+pub fn parse(text: &str, shown: &str) -> Result<Fleet, ConfigError> {
+    YamlFile::new(text, shown).parse().map_err(|e| ConfigError {
+        message: name_the_host(text, &e.message),
+        ..e
     })
 }
 
@@ -627,6 +601,38 @@ services:
             err.contains("events[0]: stop at 1 s is before the service starts"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn errors_read_as_the_exporters_own() {
+        // The syntax mistakes of cinder_exporter's config::yaml tests, reported exactly
+        // as the helper the config and the web config use reports them.
+        for mistake in [
+            "'unterminated\n",
+            "*nowhere\n",
+            "ok\n\tnext: 1\n",
+            "\"a\\q\"\n",
+        ] {
+            for bom in ["", "\u{feff}"] {
+                let text = format!("{bom}services:\n  - host: {mistake}");
+                let helper = YamlFile::new(&text, "f.yml")
+                    .parse::<de::IgnoredAny>()
+                    .unwrap_err();
+                assert_eq!(parse(&text, "f.yml").unwrap_err(), helper, "{text:?}");
+            }
+        }
+        // A misplaced string is not shown; flow style and a second document have a
+        // line and column; a byte order mark takes none.
+        let err = error("services: hunter2\n");
+        assert!(err.starts_with("fleet.yaml:1:11: "), "{err}");
+        assert!(err.contains("a string (not shown)") && !err.contains("hunter2"));
+        let err = error("services: [{host: a, intervall: 5}]\n");
+        assert!(err.starts_with("fleet.yaml:1:22: "), "{err}");
+        assert!(err.contains("services[0] (host \"a\")"), "{err}");
+        let err = error("\u{feff}services: []\n---\nservices: []\n");
+        assert!(err.starts_with("fleet.yaml:2:1: "), "{err}");
+        let err = error("\u{feff}services:\n  - host: a\n    jitter: -1\n");
+        assert!(err.starts_with("fleet.yaml:3:13: "), "{err}");
     }
 
     #[test]

@@ -140,7 +140,7 @@ pub enum Optional {
     ActiveBackendId = 7,
 }
 
-/// Reads the `services` table's column names for [`Schema::from_columns`].
+/// Reads the `services` table's column names for `Schema::from_columns`.
 pub async fn detect_schema(conn: &mut Conn) -> Result<Schema, ReadError> {
     let columns: Vec<String> = conn
         .query(

@@ -21,7 +21,7 @@ use super::substitution::{normalize_group, substitute, Options};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Setting<T> {
     pub value: T,
-    /// The file it came from (set by [`CinderSettings::set_file`]).
+    /// The file it came from (set by [`ConfValues::set_file`]).
     pub file: Option<PathBuf>,
     /// 1-based line of the `key =` line.
     pub line: usize,

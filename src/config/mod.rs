@@ -7,7 +7,7 @@
 //! Every error names the file and the position (or the variable) it comes from.
 //!
 //! The same keys, under `targets: {NAME: …}`, describe further databases; each target
-//! is resolved like the top level but alone (see `targets`), and [`load_setup`] returns
+//! is resolved like the top level but alone (see `targets`), and `load_setup` returns
 //! the top-level database (if any) with them.
 
 mod cinder_conf;

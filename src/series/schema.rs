@@ -358,12 +358,14 @@ mod tests {
     /// `(type, extra labels)` per metric, as the README's metric table states them.
     fn readme_table() -> BTreeMap<String, (String, Vec<String>)> {
         let readme = include_str!("../../README.md");
-        let table = readme
-            .split("\n### Metrics\n")
-            .nth(1)
-            .expect("README has a ### Metrics section");
+        // The first table after the `Metrics` heading, whatever the heading's level.
+        let mut lines = readme.lines();
+        lines
+            .by_ref()
+            .find(|l| l.starts_with('#') && l.trim_start_matches('#').trim() == "Metrics")
+            .expect("README has a Metrics heading");
         let mut rows = BTreeMap::new();
-        for line in table.lines().skip_while(|l| !l.starts_with('|')) {
+        for line in lines.skip_while(|l| !l.starts_with('|')) {
             if !line.starts_with("| `") {
                 if line.starts_with('|') {
                     continue; // header and separator

@@ -149,7 +149,7 @@ pub fn load(path: &Path) -> Result<WebSecurity, ConfigError> {
     parse(&text, &shown, base_dir)
 }
 
-/// [`load`] for text already in memory: `origin` names it in errors, and relative file
+/// `load` for text already in memory: `origin` names it in errors, and relative file
 /// names are resolved against `base_dir`.
 pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<WebSecurity, ConfigError> {
     let yaml = YamlFile::new(text, origin);

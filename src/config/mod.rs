@@ -31,7 +31,6 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use self::cinder_conf::CinderSettings;
-use self::yaml::parse_yaml;
 
 /// The environment variable that may hold the database URL.
 pub const DATABASE_URL_ENV: &str = "CINDER_EXPORTER_DATABASE_URL";
@@ -265,12 +264,12 @@ fn no_database() -> ConfigError {
 }
 
 /// One database's settings from its section of the file (the top level or a target):
-/// `Ok(None)` when the section names no database at all. `at_key` gives a key's
-/// position within that section.
+/// `Ok(None)` when the section names no database at all. `at_key` gives the position of
+/// a key by its path within the section (`["database", "url"]`).
 fn resolve(
     file: &FileConfig,
     env_database_url: Option<String>,
-    at_key: &dyn Fn(&str) -> String,
+    at_key: &dyn Fn(&[&str]) -> String,
 ) -> Result<Option<Config>, ConfigError> {
     let cinder = match &file.cinder_conf {
         None => None,
@@ -282,7 +281,7 @@ fn resolve(
         poll_interval: file.poll_interval.map_or(DEFAULT_POLL_INTERVAL, |d| d.0),
     };
     check_stale_after(judging.stale_after, polling.poll_interval, || {
-        at_key("stale_after")
+        at_key(&["stale_after"])
     })?;
     let output = Output {
         compatibility: file.compatibility.unwrap_or_default(),
@@ -398,19 +397,21 @@ fn choose_database_url(
     section: &DatabaseSection,
     env_database_url: Option<String>,
     cinder: Option<&CinderSettings>,
-    at_key: &dyn Fn(&str) -> String,
+    at_key: &dyn Fn(&[&str]) -> String,
 ) -> Result<Option<ChosenUrl>, ConfigError> {
     match (&section.url, &section.url_file) {
         (Some(_), Some(_)) => Err(ConfigError {
-            location: at_key("url_file"),
+            location: at_key(&["database", "url_file"]),
             message: "database.url and database.url_file are both set; keep one".into(),
         }),
         (Some(url), None) => Ok(Some(ChosenUrl {
             text: url.clone(),
-            location: at_key("url"),
+            location: at_key(&["database", "url"]),
             source: "database.url".to_string(),
         })),
-        (None, Some(url_file)) => read_url_file(url_file, at_key("url_file")).map(Some),
+        (None, Some(url_file)) => {
+            read_url_file(url_file, at_key(&["database", "url_file"])).map(Some)
+        }
         (None, None) => Ok(url_from_outside(env_database_url, cinder)),
     }
 }

@@ -7,10 +7,9 @@
 //! after parsing point at the key inside the target's own block, not at the first key
 //! of that name anywhere in the file.
 
-use std::ops::Range;
 use std::path::Path;
 
-use super::{no_database, parse_yaml, resolve, Config, ConfigError, FileConfig};
+use super::{no_database, resolve, Config, ConfigError, FileConfig, YamlFile};
 
 /// The whole configuration: the top-level database, if one is configured, and the
 /// named targets, sorted by name.
@@ -54,53 +53,28 @@ pub fn parse_setup(
     origin: &str,
     env_database_url: Option<String>,
 ) -> Result<Setup, ConfigError> {
-    let file: FileConfig = parse_yaml(text, origin)?;
-    let lines: Vec<&str> = text.lines().collect();
-    let targets_block =
-        find_key(&lines, 0..lines.len(), "targets", Some(0)).map(|at| at..block_end(&lines, at));
-    let top = Section {
-        origin,
-        lines: &lines,
-        range: 0..lines.len(),
-        skip: targets_block.clone(),
-        fallback: origin.to_string(),
-    };
-    let main = resolve(&file, env_database_url, &|key| top.at(key))?;
+    let yaml = YamlFile::new(text, origin);
+    let file: FileConfig = yaml.parse_or_default()?;
+    let main = resolve(&file, env_database_url, &|path| yaml.key_position(path))?;
     let mut targets = Vec::new();
     for (name, section) in file.targets.iter().flatten() {
-        let block = targets_block.clone().unwrap_or(0..lines.len());
-        targets.push(parse_target(name, section, &lines, block, origin)?);
+        targets.push(parse_target(name, section, &yaml)?);
     }
     if main.is_none() {
         if targets.is_empty() {
             return Err(no_database());
         }
-        refuse_orphan_settings(text, origin, &top)?;
+        refuse_orphan_settings(&yaml)?;
     }
     Ok(Setup { main, targets })
 }
 
-/// One target: its name checked, its block resolved like the top level.
-fn parse_target(
-    name: &str,
-    file: &FileConfig,
-    lines: &[&str],
-    targets_block: Range<usize>,
-    origin: &str,
-) -> Result<Target, ConfigError> {
-    let child_indent = lines[targets_block.clone()]
-        .iter()
-        .skip(1)
-        .find(|l| is_content(l))
-        .map(|l| indent(l));
-    let start = find_key(lines, targets_block.clone(), name, child_indent);
-    let range = start.map_or(targets_block.clone(), |at| at..block_end(lines, at));
-    let section = Section {
-        origin,
-        lines,
-        range,
-        skip: None,
-        fallback: start.map_or_else(|| origin.to_string(), |at| position(origin, lines, at)),
+/// One target: its name checked, its block resolved like the top level, errors placed
+/// at the key inside the target's own block.
+fn parse_target(name: &str, file: &FileConfig, yaml: &YamlFile) -> Result<Target, ConfigError> {
+    let at = |path: &[&str]| {
+        let full: Vec<&str> = ["targets", name].iter().chain(path).copied().collect();
+        yaml.key_position(&full)
     };
     let in_target = |e: ConfigError| ConfigError {
         message: format!("target {name:?}: {}", e.message),
@@ -112,7 +86,7 @@ fn parse_target(
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
     {
         return Err(in_target(ConfigError {
-            location: section.fallback.clone(),
+            location: at(&[]),
             message: "a target name takes only letters, digits, '.', '_' and '-' (it goes in \
                       /probe?target=NAME)"
                 .into(),
@@ -120,15 +94,15 @@ fn parse_target(
     }
     if file.targets.is_some() {
         return Err(in_target(ConfigError {
-            location: section.at("targets"),
+            location: at(&["targets"]),
             message: "targets cannot be nested: a target takes the top level's keys but targets"
                 .into(),
         }));
     }
-    let config = resolve(file, None, &|key| section.at(key)).map_err(in_target)?;
+    let config = resolve(file, None, &at).map_err(in_target)?;
     let config = config.ok_or_else(|| {
         in_target(ConfigError {
-            location: section.fallback.clone(),
+            location: at(&[]),
             message: "no database configured: set database.url or database.url_file, or \
                       cinder_conf pointing at a cinder.conf with [database] connection \
                       (the environment variable applies to the top level only)"
@@ -145,8 +119,8 @@ fn parse_target(
 /// targets inherit nothing, so say where it should go instead. Every key the file
 /// takes counts but `targets` and an empty `database`, so a key added to
 /// [`FileConfig`] is covered without being listed here.
-fn refuse_orphan_settings(text: &str, origin: &str, top: &Section) -> Result<(), ConfigError> {
-    let keys: serde_yaml::Mapping = parse_yaml(text, origin)?;
+fn refuse_orphan_settings(yaml: &YamlFile) -> Result<(), ConfigError> {
+    let keys: serde_yaml::Mapping = yaml.parse_or_default()?;
     let orphan = keys.iter().find_map(|(key, value)| match key.as_str() {
         Some("targets") => None,
         Some("database") if database_is_empty(value) => None,
@@ -156,7 +130,7 @@ fn refuse_orphan_settings(text: &str, origin: &str, top: &Section) -> Result<(),
     match orphan {
         None => Ok(()),
         Some(key) => Err(ConfigError {
-            location: top.at(&key),
+            location: yaml.key_position(&[&key]),
             message: format!(
                 "{key} applies to the top-level database, and none is configured (only \
                  targets); targets inherit nothing: set {key} inside each target"
@@ -172,77 +146,6 @@ fn database_is_empty(value: &serde_yaml::Value) -> bool {
         serde_yaml::Value::Mapping(m) => m.values().all(serde_yaml::Value::is_null),
         _ => false,
     }
-}
-
-/// The lines of one section of the YAML text (the top level without `targets:`, or
-/// one target's block), to point errors found after parsing at the key in it: serde
-/// only knows positions while it deserializes.
-struct Section<'a> {
-    origin: &'a str,
-    lines: &'a [&'a str],
-    range: Range<usize>,
-    skip: Option<Range<usize>>,
-    /// Where to point when the key is not found (a flow-style mapping, say).
-    fallback: String,
-}
-
-impl Section<'_> {
-    /// `FILE:LINE:COL` of `key:` in this section.
-    fn at(&self, key: &str) -> String {
-        let skip = self.skip.clone().unwrap_or(0..0);
-        let candidates = self.range.clone().filter(|i| !skip.contains(i));
-        for i in candidates {
-            if key_at(self.lines[i], key) {
-                return position(self.origin, self.lines, i);
-            }
-        }
-        self.fallback.clone()
-    }
-}
-
-/// `FILE:LINE:COL` of line `index`'s first character.
-fn position(origin: &str, lines: &[&str], index: usize) -> String {
-    format!("{origin}:{}:{}", index + 1, indent(lines[index]) + 1)
-}
-
-/// The first line in `range` holding `key:` (at `at_indent` if given).
-fn find_key(
-    lines: &[&str],
-    range: Range<usize>,
-    key: &str,
-    at_indent: Option<usize>,
-) -> Option<usize> {
-    range
-        .into_iter()
-        .find(|&i| key_at(lines[i], key) && at_indent.is_none_or(|n| indent(lines[i]) == n))
-}
-
-/// Whether `line` starts a mapping entry `key:` (the key possibly quoted).
-fn key_at(line: &str, key: &str) -> bool {
-    let trimmed = line.trim_start().trim_start_matches("- ");
-    let unquoted = trimmed.trim_start_matches(['"', '\'']);
-    unquoted
-        .strip_prefix(key)
-        .map(|rest| rest.trim_start_matches(['"', '\'']).trim_start())
-        .is_some_and(|rest| rest.starts_with(':'))
-}
-
-/// The end (exclusive) of the block that the entry on line `start` opens: the next
-/// content line indented no deeper than it.
-fn block_end(lines: &[&str], start: usize) -> usize {
-    let own = indent(lines[start]);
-    (start + 1..lines.len())
-        .find(|&i| is_content(lines[i]) && indent(lines[i]) <= own)
-        .unwrap_or(lines.len())
-}
-
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start().len()
-}
-
-fn is_content(line: &str) -> bool {
-    let trimmed = line.trim();
-    !trimmed.is_empty() && !trimmed.starts_with('#')
 }
 
 #[cfg(test)]

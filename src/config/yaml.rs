@@ -102,15 +102,6 @@ impl<'a> YamlFile<'a> {
     }
 }
 
-/// Parses a YAML file's text into `T`; an empty file (or only comments) gives the
-/// defaults. Errors carry `FILE:LINE:COL` and never quote a misplaced string value.
-pub(crate) fn parse_yaml<T: DeserializeOwned + Default>(
-    text: &str,
-    origin: &str,
-) -> Result<T, ConfigError> {
-    YamlFile::new(text, origin).parse_or_default()
-}
-
 /// Whether the text holds anything but blank lines, comments and document markers.
 fn has_content(text: &str) -> bool {
     text.lines()

@@ -1,11 +1,13 @@
-//! The mixin (alert and recording rules, their promtool unit tests, the Alertmanager
-//! example, the runbook and the Grafana dashboard) checked in the same suite as the
-//! code: a renamed metric, a broken expression or an alert without a runbook fails
-//! here, not on an operator's pager.
+//! The mixin (mixin/*.libsonnet, and what it generates: the alert and recording
+//! rules and the Grafana dashboard; the rules' promtool unit tests, the Alertmanager
+//! example, the runbook) checked in the same suite as the code: a renamed metric, a
+//! broken expression, an alert without a runbook or a generated file edited by hand
+//! fails here, not on an operator's pager.
 //!
-//! promtool and amtool come from Debian's `prometheus` and `prometheus-alertmanager`
-//! packages, which `scripts/test` installs when missing; the metric-name check runs
-//! the real exporter against a database of its own (see `tests/common`).
+//! jsonnet, promtool and amtool come from Debian's `jsonnet`, `prometheus` and
+//! `prometheus-alertmanager` packages, which `scripts/test` installs when missing; the
+//! metric-name check runs the real exporter against a database of its own (see
+//! `tests/common`).
 
 mod common;
 
@@ -26,6 +28,11 @@ const RULE_TESTS: &str = "alerts/tests";
 const ALERTMANAGER: &str = "alerts/alertmanager.example.yml";
 const RUNBOOK: &str = "alerts/RUNBOOK.md";
 const DASHBOARD: &str = "grafana/cinder-services.json";
+/// The directory of the generated dashboards, and the mixin's entry points.
+const DASHBOARDS: &str = "grafana";
+const MIXIN: &str = "mixin";
+const MIXIN_RULE_FILE: &str = "mixin/rule-file.jsonnet";
+const MIXIN_DASHBOARDS: &str = "mixin/dashboards.jsonnet";
 
 /// Where every alert's `runbook_url` points, followed by `#<alert name in lower case>`.
 const RUNBOOK_URL: &str =
@@ -68,7 +75,8 @@ fn run_tool(tool: &str, args: &[&str]) -> Output {
         Err(e) if e.kind() == ErrorKind::NotFound => panic!(
             "{tool} is not installed: scripts/test installs it from Debian's packages \
              (`prometheus` for promtool, `prometheus-alertmanager` for amtool and the \
-             Alertmanager); or run: sudo apt-get install prometheus prometheus-alertmanager"
+             Alertmanager, `jsonnet` for jsonnet and jsonnetfmt); or run: \
+             sudo apt-get install prometheus prometheus-alertmanager jsonnet"
         ),
         Err(e) => panic!("run {tool}: {e}"),
     }
@@ -106,6 +114,118 @@ fn relative(path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+// ---------------------------------------------------------------------------------
+// The mixin and what it generates
+
+/// The JSON value of a jsonnet expression evaluated in mixin/ (`mixin` is
+/// mixin.libsonnet).
+fn evaluate_mixin(expression: &str) -> Json {
+    let code = format!("local mixin = import 'mixin.libsonnet'; {expression}");
+    let out = assert_tool_succeeds("jsonnet", &["-J", MIXIN, "-e", &code]);
+    serde_json::from_str(&out).expect("jsonnet prints JSON")
+}
+
+/// Whether `relative` equals `generated`, with the first differing line if not.
+fn compare_generated(relative: &str, generated: &str) -> Result<(), String> {
+    let committed = read(relative);
+    if committed == generated {
+        return Ok(());
+    }
+    let line = committed
+        .lines()
+        .zip(generated.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()));
+    Err(format!(
+        "{relative} is not what the mixin generates (first difference at line {}: \
+         committed {:?}, generated {:?}); edit mixin/, run mixin/build and commit both",
+        line + 1,
+        committed.lines().nth(line),
+        generated.lines().nth(line)
+    ))
+}
+
+#[test]
+fn the_committed_rules_and_dashboards_are_what_the_mixin_generates() {
+    let mut failures = Vec::new();
+    let rules = assert_tool_succeeds("jsonnet", &["-S", MIXIN_RULE_FILE]);
+    failures.extend(compare_generated(RULES, &rules).err());
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().to_str().expect("UTF-8 temp dir");
+    assert_tool_succeeds("jsonnet", &["-m", out, MIXIN_DASHBOARDS]);
+    let names = |dir: &Path| -> BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect()
+    };
+    let generated = names(dir.path());
+    assert!(
+        generated.contains("cinder-services.json"),
+        "the mixin generates no {DASHBOARD}: {generated:?}"
+    );
+    assert_eq!(
+        names(&repository_path(DASHBOARDS)),
+        generated,
+        "{DASHBOARDS}/ holds exactly the mixin's dashboards"
+    );
+    for name in &generated {
+        let text = std::fs::read_to_string(dir.path().join(name)).expect("generated dashboard");
+        failures.extend(compare_generated(&format!("{DASHBOARDS}/{name}"), &text).err());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The rule file's YAML writer is the mixin's own (lib/rulefile.libsonnet): what
+/// Prometheus reads from the file is exactly the mixin's groups.
+#[test]
+fn the_rule_file_reads_back_as_the_mixins_rules() {
+    let file: Yaml = serde_yaml::from_str(&read(RULES)).expect("rule file is YAML");
+    let file = serde_json::to_value(&file).expect("the rule file as JSON");
+    let groups = evaluate_mixin("mixin.prometheusRules.groups + mixin.prometheusAlerts.groups");
+    assert_eq!(file["groups"], groups, "{RULES} read back");
+    assert_eq!(
+        file.as_object().map(|o| o.len()),
+        Some(1),
+        "{RULES}: only `groups`"
+    );
+}
+
+#[test]
+fn the_jsonnet_is_as_jsonnetfmt_formats_it() {
+    let mut files = Vec::new();
+    let mut dirs = vec![repository_path(MIXIN)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "libsonnet" || e == "jsonnet")
+            {
+                files.push(relative(&path));
+            }
+        }
+    }
+    files.sort();
+    assert!(
+        files.iter().any(|f| f == "mixin/mixin.libsonnet"),
+        "no mixin/mixin.libsonnet: {files:?}"
+    );
+    // `jsonnetfmt --test` names no file: one call each.
+    let unformatted: Vec<&String> = files
+        .iter()
+        .filter(|file| !run_tool("jsonnetfmt", &["--test", file]).status.success())
+        .collect();
+    assert!(
+        unformatted.is_empty(),
+        "not as jsonnetfmt formats them (run `jsonnetfmt -i` on them): {unformatted:?}"
+    );
 }
 
 #[test]

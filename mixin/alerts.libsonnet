@@ -1,7 +1,10 @@
 // The alerts (prometheusAlerts). Every alert has a `severity` (critical: page,
 // warning: ticket, info: low priority), a `summary`, a `description` naming the next
 // step in cinder's terms, and a `runbook_url` into alerts/RUNBOOK.md (anchor = the
-// alert name in lower case), added here from _config.runbookURL.
+// alert name in lower case), added here from _config.runbookURL. The per-service
+// alerts' summaries and descriptions open with the region (_config.regionLabel) when
+// Prometheus scrapes more than one target, added here too.
+
 // A text block as one paragraph, its lines joined as YAML's folded blocks join them.
 // (Not std.rstripChars: in jsonnet 0.18 it takes a third of a second on a paragraph.)
 local prose(text) =
@@ -15,10 +18,26 @@ local prose(text) =
       rule { annotations+: { runbook_url: c.runbookURL + '#' + std.asciiLower(rule.alert) } }
       for rule in rules
     ],
+    // `[region-two] ` when the selector matches targets of more than one region, else
+    // nothing: a single-region operator reads no exporter address in every page. It
+    // counts `up`, which stays while a target is down.
+    local region = |||
+      {{ if gt (len (query `count by (%(regionLabel)s) (up{%(selector)s})`)) 1 -}}
+      [{{ $labels.%(regionLabel)s }}] {{ end -}}
+    ||| % c,
+    local inRegion(rules) = [
+      rule {
+        annotations+: {
+          summary: prose(region) + super.summary,
+          description: prose(region) + super.description,
+        },
+      }
+      for rule in rules
+    ],
     groups+: [
       {
         name: 'cinder-exporter.services',
-        rules: withRunbook([
+        rules: withRunbook(inRegion([
           {
             comment:: |||
               The catch-all: an enabled service down in cinder-api's view, with its cause.
@@ -87,12 +106,12 @@ local prose(text) =
             alert: 'CinderServiceHeartbeatsMissed',
             expr: |||
               floor(
-                cinder_service_heartbeat_silence_seconds
-                  / on(job, instance, host, binary, zone) cinder_service_heartbeat_interval_seconds
+                cinder_service_heartbeat_silence_seconds{%(selector)s}
+                  / on(job, instance, host, binary, zone) cinder_service_heartbeat_interval_seconds{%(selector)s}
                 - 0.5
-              ) >= 2
-              and on(job, instance, host, binary, zone) (cinder_service_enabled == 1)
-            |||,
+              ) >= %(heartbeatsMissed)g
+              and on(job, instance, host, binary, zone) (cinder_service_enabled{%(selector)s} == 1)
+            ||| % c,
             'for': '0s',
             labels: { severity: 'warning' },
             annotations: {
@@ -113,10 +132,10 @@ local prose(text) =
             |||,
             alert: 'CinderServiceClockSkew',
             expr: |||
-              cinder_service_clock_offset_seconds
+              cinder_service_clock_offset_seconds{%(selector)s}
                 and on(job, instance, host, binary, zone) (cinder:service_clock_skew_seconds:lower_bound_ratio_budget > 1)
-                and on(job, instance, host, binary, zone) (cinder_service_enabled == 1)
-            |||,
+                and on(job, instance, host, binary, zone) (cinder_service_enabled{%(selector)s} == 1)
+            ||| % c,
             'for': '2m',
             labels: { severity: 'critical' },
             annotations: {
@@ -136,9 +155,9 @@ local prose(text) =
           {
             alert: 'CinderServiceClockSkewNearBudget',
             expr: |||
-              cinder_service_clock_offset_seconds
-                and on(job, instance, host, binary, zone) (cinder:service_clock_skew_seconds:lower_bound_ratio_budget > 0.5)
-            |||,
+              cinder_service_clock_offset_seconds{%(selector)s}
+                and on(job, instance, host, binary, zone) (cinder:service_clock_skew_seconds:lower_bound_ratio_budget > %(clockSkewNearBudget)g)
+            ||| % c,
             'for': '15m',
             labels: { severity: 'warning' },
             annotations: {
@@ -155,7 +174,7 @@ local prose(text) =
           },
           {
             alert: 'CinderServiceHeartbeatLate',
-            expr: 'cinder:service_heartbeat_interval_seconds:ratio_report_interval > 1.5',
+            expr: 'cinder:service_heartbeat_interval_seconds:ratio_report_interval > %(heartbeatLateRatio)g' % c,
             'for': '15m',
             labels: { severity: 'warning' },
             annotations: {
@@ -175,11 +194,11 @@ local prose(text) =
             alert: 'CinderServiceHeartbeatIntervalTooLong',
             expr: |||
               (
-                cinder_service_heartbeat_interval_seconds
-                  >= on(job, instance) group_left cinder_config_service_down_time_seconds
+                cinder_service_heartbeat_interval_seconds{%(selector)s}
+                  >= on(job, instance) group_left cinder_config_service_down_time_seconds{%(selector)s}
               )
-              and on(job, instance, host, binary, zone) (cinder_service_enabled == 1)
-            |||,
+              and on(job, instance, host, binary, zone) (cinder_service_enabled{%(selector)s} == 1)
+            ||| % c,
             'for': '2m',
             labels: { severity: 'critical' },
             annotations: {
@@ -202,11 +221,11 @@ local prose(text) =
             |||,
             alert: 'CinderServiceDownButScheduled',
             expr: |||
-              cinder_service_heartbeat_age_seconds
-                and on(job, instance, host, binary, zone) (cinder_service_up == 0)
-                and on(job, instance, host, binary, zone) (cinder_service_scheduler_up == 1)
-                and on(job, instance, host, binary, zone) (cinder_service_enabled == 1)
-            |||,
+              cinder_service_heartbeat_age_seconds{%(selector)s}
+                and on(job, instance, host, binary, zone) (cinder_service_up{%(selector)s} == 0)
+                and on(job, instance, host, binary, zone) (cinder_service_scheduler_up{%(selector)s} == 1)
+                and on(job, instance, host, binary, zone) (cinder_service_enabled{%(selector)s} == 1)
+            ||| % c,
             'for': '5m',
             labels: { severity: 'warning' },
             annotations: {
@@ -224,10 +243,10 @@ local prose(text) =
           {
             alert: 'CinderServiceUpButNotScheduled',
             expr: |||
-              (cinder_service_scheduler_up == 0)
-                and on(job, instance, host, binary, zone) (cinder_service_up == 1)
-                and on(job, instance, host, binary, zone) (cinder_service_enabled == 1)
-            |||,
+              (cinder_service_scheduler_up{%(selector)s} == 0)
+                and on(job, instance, host, binary, zone) (cinder_service_up{%(selector)s} == 1)
+                and on(job, instance, host, binary, zone) (cinder_service_enabled{%(selector)s} == 1)
+            ||| % c,
             'for': '5m',
             labels: { severity: 'warning' },
             annotations: {
@@ -248,30 +267,30 @@ local prose(text) =
             |||,
             alert: 'CinderServiceFlapping',
             expr: |||
-              changes(cinder_service_up[30m]) >= 4
-                and on(job, instance, host, binary, zone) (cinder_service_enabled == 1)
-            |||,
+              changes(cinder_service_up{%(selector)s}[%(flappingWindow)s]) >= %(flappingChanges)g
+                and on(job, instance, host, binary, zone) (cinder_service_enabled{%(selector)s} == 1)
+            ||| % c,
             'for': '5m',
             labels: { severity: 'warning' },
             annotations: {
               summary: '{{ $labels.binary }} on {{ $labels.host }} flaps between up and down',
               description: prose(|||
                 cinder-api's verdict on {{ $labels.binary }} on {{ $labels.host }} changed
-                {{ $value | printf "%.0f" }} times in 30 minutes. Usual reasons: a clock skew near the
+                {{ $value | printf "%%.0f" }} times in %(flappingWindow)s. Usual reasons: a clock skew near the
                 skew budget (chronyc tracking on {{ reReplaceAll "@.*" "" $labels.host }}), heartbeats
                 nearly service_down_time apart ("run outlasted interval" in
                 /var/log/cinder/{{ $labels.binary }}.log), or a service that keeps restarting
                 (systemctl status {{ $labels.binary }}).
-              |||),
+              ||| % c),
             },
           },
           {
             comment:: |||
               A row nobody heartbeats for days: usually a decommissioned or renamed service.
-              Three days is a policy choice, not a cinder threshold.
+              The number of days (three) is a policy choice, not a cinder threshold.
             |||,
             alert: 'CinderServiceRecordStale',
-            expr: 'cinder_service_heartbeat_age_seconds > 3 * 86400',
+            expr: 'cinder_service_heartbeat_age_seconds{%(selector)s} > %(recordStaleDays)g * 86400' % c,
             'for': '1h',
             labels: { severity: 'info' },
             annotations: {
@@ -293,8 +312,8 @@ local prose(text) =
             alert: 'CinderBinaryDownInZone',
             expr: |||
               (cinder:service_enabled:sum_by_zone_binary > 0)
-                and on(job, instance, zone, binary) (cinder:service_enabled_up:sum_by_zone_binary == 0)
-            |||,
+                and on(%(targetLabels)s, zone, binary) (cinder:service_enabled_up:sum_by_zone_binary == 0)
+            ||| % c,
             'for': '2m',
             labels: { severity: 'critical' },
             annotations: {
@@ -322,16 +341,16 @@ local prose(text) =
             |||,
             alert: 'CinderClusterDown',
             expr: |||
-              cinder_cluster_services
-                and on(job, instance, cluster, binary) (cinder_cluster_up == 0)
-                and on(job, instance, cluster, binary)
+              cinder_cluster_services{%(selector)s}
+                and on(%(targetLabels)s, cluster, binary) (cinder_cluster_up{%(selector)s} == 0)
+                and on(%(targetLabels)s, cluster, binary)
               (
-                sum by (job, instance, cluster, binary) (
-                  cinder_service_info{cluster!=""}
-                    * on(job, instance, host, binary, zone) group_left cinder_service_enabled
+                sum by (%(targetLabels)s, cluster, binary) (
+                  cinder_service_info{%(selector)s, cluster!=""}
+                    * on(job, instance, host, binary, zone) group_left cinder_service_enabled{%(selector)s}
                 ) > 0
               )
-            |||,
+            ||| % c,
             'for': '1m',
             labels: { severity: 'critical' },
             annotations: {
@@ -346,58 +365,87 @@ local prose(text) =
               |||),
             },
           },
-        ]),
+        ])),
       },
       {
         name: 'cinder-exporter.exporter',
         rules: withRunbook([
           {
             alert: 'CinderExporterDatabaseUnreachable',
-            expr: 'cinder_up == 0',
+            expr: 'cinder_up{%(selector)s} == 0' % c,
             'for': '2m',
             labels: { severity: 'critical' },
             annotations: {
-              summary: "cinder_exporter {{ $labels.instance }} cannot read cinder's services table",
+              summary: "cinder_exporter cannot read cinder's services table for {{ $labels.instance }}",
               description: prose(|||
-                The exporter at {{ $labels.instance }} fails to poll the cinder database; per-service
-                series vanish after its stale_after, so no service alert can fire. Read the
-                exporter's log (journalctl -u cinder_exporter): connection refused or timed out
-                means the database or the network (cinder itself is then likely failing too:
-                check openstack volume service list); access denied means the exporter's user
-                lacks GRANT SELECT ON cinder.services; a missing table means the URL names the
-                wrong database.
+                The exporter fails to poll the cinder database of target {{ $labels.instance }}
+                (job {{ $labels.job }}); per-service series vanish after its stale_after, so no
+                service alert can fire there. Read the exporter's log (journalctl -u
+                cinder_exporter): connection refused or timed out means the database or the
+                network (cinder itself is then likely failing too: check openstack volume service
+                list); access denied means the exporter's user lacks GRANT SELECT ON
+                cinder.services; a missing table means the URL names the wrong database.
               |||),
             },
           },
           {
+            comment:: |||
+              One target per region: on /metrics the exporter (job cinder), on
+              /probe?target= each database (job cinder-probe, instance = the target name),
+              and the exporter process itself (job cinder-exporter). A target the exporter
+              does not know fails its probe with 400.
+            |||,
             alert: 'CinderExporterDown',
             expr: 'up{%(selector)s} == 0' % c,
             'for': '5m',
             labels: { severity: 'critical' },
             annotations: {
-              summary: 'Prometheus cannot scrape cinder_exporter at {{ $labels.instance }}',
+              summary: 'Prometheus cannot scrape cinder_exporter target {{ $labels.instance }} (job {{ $labels.job }})',
               description: prose(|||
-                The scrape of {{ $labels.instance }} (job {{ $labels.job }}) fails, so cinder's
-                services are not watched. Check the exporter on that host (systemctl status
+                The scrape of {{ $labels.instance }} (job {{ $labels.job }}) fails, so the cinder
+                services it serves are not watched. Check the exporter (systemctl status
                 cinder_exporter, journalctl -u cinder_exporter; a configuration error exits with
                 status 2 and names the line), that it listens on its --web.listen-address (:9847 by
-                default), and the Prometheus targets page for the scrape error.
+                default), and the Prometheus targets page for the scrape error; a probe of a
+                target name the exporter's targets: does not list fails with 400.
               |||),
             },
           },
           {
+            comment:: |||
+              No target at all; or a target scraped within targetForgottenAfter that is no
+              longer (it left the scrape configuration or service discovery). The latter
+              resolves by itself once its last scrape is that old.
+            |||,
             alert: 'CinderExporterAbsent',
-            expr: 'absent(up{%(selector)s})' % c,
+            expr: |||
+              (
+                max by (%(targetLabels)s) (max_over_time(up{%(selector)s}[%(targetForgottenAfter)s]))
+                  unless on(%(targetLabels)s) up{%(selector)s}
+              )
+              or absent(up{%(selector)s})
+            ||| % c,
             'for': '15m',
             labels: { severity: 'critical' },
             annotations: {
-              summary: 'Prometheus has no cinder_exporter target (job cinder)',
-              description: prose(|||
-                Prometheus has no target in job "cinder", so nothing watches cinder's services and
-                no other cinder alert can fire. Check the scrape configuration and service
-                discovery for the job (these rules assume the job is named cinder; adjust the rule
-                if yours differs).
+              summary: prose(|||
+                {{ if $labels.instance }}Prometheus no longer scrapes cinder_exporter target
+                {{ $labels.instance }} (job {{ $labels.job }}){{ else }}Prometheus has no
+                cinder_exporter target{{ end }}
               |||),
+              description: prose(|||
+                {{ if $labels.instance -}}
+                Target {{ $labels.instance }} of job {{ $labels.job }} was scraped within the last
+                %(targetForgottenAfter)s but is no longer: it left the scrape configuration or
+                service discovery, so nothing watches the cinder services it served. If it was
+                removed on purpose, this resolves once its last scrape is %(targetForgottenAfter)s
+                old (silence it until then).
+                {{- else -}}
+                No target matches {%(selector)s}, so nothing watches cinder's services and no other
+                cinder alert can fire.
+                {{- end }} Check the scrape configuration and service discovery (mixin/README.md
+                shows the scrape jobs the rules expect).
+              ||| % c),
             },
           },
           {
@@ -407,24 +455,25 @@ local prose(text) =
             |||,
             alert: 'CinderExporterClockSkew',
             expr: |||
-              cinder_exporter_database_clock_offset_seconds
+              cinder_exporter_database_clock_offset_seconds{%(selector)s}
                 and on(job, instance)
               (
-                abs(cinder_exporter_database_clock_offset_seconds)
-                  > on(job, instance) 0.1 * cinder_service_skew_budget_seconds
+                abs(cinder_exporter_database_clock_offset_seconds{%(selector)s})
+                  > on(job, instance) %(exporterClockSkewShare)g * cinder_service_skew_budget_seconds{%(selector)s}
               )
-            |||,
+            ||| % c,
             'for': '15m',
             labels: { severity: 'warning' },
             annotations: {
-              summary: 'cinder_exporter {{ $labels.instance }}\'s clock is {{ $value | printf "%.1f" }} s off the database clock',
+              summary: 'The clock of cinder_exporter is {{ $value | printf "%.1f" }} s off the database clock of {{ $labels.instance }}',
               description: prose(|||
-                The exporter host's clock minus the cinder database server's clock is
-                {{ $value | printf "%.1f" }} s, more than a tenth of the skew budget. The exporter
+                The exporter host's clock minus the clock of the cinder database server of
+                {{ $labels.instance }} is
+                {{ $value | printf "%%.1f" }} s, more than %(share)s of the skew budget. The exporter
                 judges every heartbeat by the database clock, as cinder's API nodes judge them by
                 their own: a database clock that is off shifts every verdict. Run chronyc tracking on
                 the exporter host and on the database server and fix the one that is off.
-              |||),
+              ||| % { share: '%g%%' % (100 * c.exporterClockSkewShare) }),
             },
           },
         ]),

@@ -22,11 +22,16 @@ local header = |||
   - Every alert has a `severity` (critical: page, warning: ticket, info: low priority),
     a `summary`, a `description` naming the next step in cinder's terms, and a
     `runbook_url` into alerts/RUNBOOK.md (anchor = the alert name in lower case).
-  - The exporter's scrape job is assumed to be named `cinder` (CinderExporterDown,
-    CinderExporterAbsent; _config.selector). All other rules select by metric name only.
+  - Every series read from the exporter or Prometheus carries the selector
+    {%(selector)s}
+    (_config.selector): the scrape jobs of mixin/README.md, one target per cinder
+    database (region), which `%(regionLabel)s` names. Recorded series are selected by
+    name. Aggregations keep %(targetLabels)s.
+  - The per-service alerts' summaries and descriptions open with [%(regionLabel)s] when
+    Prometheus scrapes more than one target (a query in the template counts them).
   - Per-service series vanish when the exporter cannot read the database for longer
     than its stale_after: the per-service alerts then resolve, and
     CinderExporterDatabaseUnreachable takes over.
-|||;
+||| % mixin._config;
 
 ruleFile(header, mixin.prometheusRules.groups + mixin.prometheusAlerts.groups)

@@ -1,8 +1,11 @@
 // The recording rules (prometheusRules): what the alerts and the dashboard share.
-// Per-service ones keep the labels job, instance, host, binary, zone; per-group ones
-// say which labels they keep.
+// Per-service ones keep the labels job, instance, host, binary, zone (and every other
+// label of the target); per-group ones keep the target's labels (_config.targetLabels)
+// and say which others they keep. Their inputs carry _config.selector; what they
+// record is selected by name only.
 {
   prometheusRules+:: {
+    local c = $._config,
     groups+: [
       {
         name: 'cinder-exporter.recording',
@@ -15,30 +18,30 @@
             |||,
             record: 'cinder:service_down:cause',
             expr: |||
-              (cinder_service_down_cause == 1)
-                and on(job, instance, host, binary, zone) (cinder_service_up == 0)
-                and on(job, instance, host, binary, zone) (cinder_service_enabled == 1)
-            |||,
+              (cinder_service_down_cause{%(selector)s} == 1)
+                and on(job, instance, host, binary, zone) (cinder_service_up{%(selector)s} == 0)
+                and on(job, instance, host, binary, zone) (cinder_service_enabled{%(selector)s} == 1)
+            ||| % c,
           },
           {
             comment:: |||
-              Enabled services per (job, instance, zone, binary).
+              Enabled services per target, zone and binary.
             |||,
             record: 'cinder:service_enabled:sum_by_zone_binary',
             expr: |||
-              sum by (job, instance, zone, binary) (cinder_service_enabled)
-            |||,
+              sum by (%(targetLabels)s, zone, binary) (cinder_service_enabled{%(selector)s})
+            ||| % c,
           },
           {
             comment:: |||
-              Enabled services that cinder-api shows up, per (job, instance, zone, binary).
+              Enabled services that cinder-api shows up, per target, zone and binary.
             |||,
             record: 'cinder:service_enabled_up:sum_by_zone_binary',
             expr: |||
-              sum by (job, instance, zone, binary) (
-                cinder_service_up * on(job, instance, host, binary, zone) cinder_service_enabled
+              sum by (%(targetLabels)s, zone, binary) (
+                cinder_service_up{%(selector)s} * on(job, instance, host, binary, zone) cinder_service_enabled{%(selector)s}
               )
-            |||,
+            ||| % c,
           },
           {
             comment:: |||
@@ -48,11 +51,11 @@
             record: 'cinder:service_clock_skew_seconds:lower_bound',
             expr: |||
               clamp_min(
-                abs(cinder_service_clock_offset_seconds)
-                  - on(job, instance, host, binary, zone) cinder_service_clock_offset_uncertainty_seconds,
+                abs(cinder_service_clock_offset_seconds{%(selector)s})
+                  - on(job, instance, host, binary, zone) cinder_service_clock_offset_uncertainty_seconds{%(selector)s},
                 0
               )
-            |||,
+            ||| % c,
           },
           {
             comment:: |||
@@ -62,8 +65,8 @@
             record: 'cinder:service_clock_skew_seconds:lower_bound_ratio_budget',
             expr: |||
               cinder:service_clock_skew_seconds:lower_bound
-                / on(job, instance) group_left cinder_service_skew_budget_seconds
-            |||,
+                / on(job, instance) group_left cinder_service_skew_budget_seconds{%(selector)s}
+            ||| % c,
           },
           {
             comment:: |||
@@ -71,9 +74,9 @@
             |||,
             record: 'cinder:service_heartbeat_interval_seconds:ratio_report_interval',
             expr: |||
-              cinder_service_heartbeat_interval_seconds
-                / on(job, instance) group_left cinder_config_report_interval_seconds
-            |||,
+              cinder_service_heartbeat_interval_seconds{%(selector)s}
+                / on(job, instance) group_left cinder_config_report_interval_seconds{%(selector)s}
+            ||| % c,
           },
         ],
       },

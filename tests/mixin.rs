@@ -20,7 +20,7 @@ use std::time::Duration;
 use common::prometheus::RULES;
 use common::Alertmanager;
 use promql_parser::label::MatchOp;
-use promql_parser::parser::{self, Expr, VectorSelector};
+use promql_parser::parser::{self, Expr, LabelModifier, VectorSelector};
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
@@ -192,6 +192,170 @@ fn the_rule_file_reads_back_as_the_mixins_rules() {
         file.as_object().map(|o| o.len()),
         Some(1),
         "{RULES}: only `groups`"
+    );
+}
+
+/// Every vector selector of `expr` (matrix selectors' included), and the labels of
+/// every aggregation's `by (...)`.
+fn selectors_and_groupings<'a>(
+    expr: &'a Expr,
+    selectors: &mut Vec<&'a VectorSelector>,
+    groupings: &mut Vec<Vec<String>>,
+) {
+    match expr {
+        Expr::Aggregate(a) => {
+            if let Some(LabelModifier::Include(labels)) = &a.modifier {
+                groupings.push(labels.labels.clone());
+            }
+            selectors_and_groupings(&a.expr, selectors, groupings);
+            if let Some(param) = &a.param {
+                selectors_and_groupings(param, selectors, groupings);
+            }
+        }
+        Expr::Unary(u) => selectors_and_groupings(&u.expr, selectors, groupings),
+        Expr::Binary(b) => {
+            selectors_and_groupings(&b.lhs, selectors, groupings);
+            selectors_and_groupings(&b.rhs, selectors, groupings);
+        }
+        Expr::Paren(p) => selectors_and_groupings(&p.expr, selectors, groupings),
+        Expr::Subquery(s) => selectors_and_groupings(&s.expr, selectors, groupings),
+        Expr::VectorSelector(v) => selectors.push(v),
+        Expr::MatrixSelector(m) => selectors.push(&m.vs),
+        Expr::Call(c) => {
+            for arg in &c.args.args {
+                selectors_and_groupings(arg, selectors, groupings);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+fn has_matcher(selector: &VectorSelector, name: &str, op: &MatchOp, value: &str) -> bool {
+    selector
+        .matchers
+        .matchers
+        .iter()
+        .any(|m| m.name == name && &m.op == op && m.value == value)
+}
+
+/// The mixin's `_config` reaches every rule: with another selector and region label,
+/// every series a rule reads from the exporter or Prometheus carries the new selector
+/// and not the default, every aggregation keeps the region label, and every
+/// per-service alert names the region in its summary and description. (What the
+/// recording rules record is selected by name: its inputs were selected.)
+#[test]
+fn the_mixins_config_reaches_every_rule() {
+    let groups = evaluate_mixin(
+        "local configured = mixin { _config+:: { selector: 'job=\"elsewhere\"', \
+         regionLabel: 'region' } }; \
+         configured.prometheusRules.groups + configured.prometheusAlerts.groups",
+    );
+    let default_selector = evaluate_mixin("mixin._config.selector");
+    let default_job = default_selector
+        .as_str()
+        .and_then(|s| s.strip_prefix("job=~\""))
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("default selector {default_selector}: not job=~\"...\""));
+    let rules: Vec<&Json> = groups
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules"))
+        .collect();
+    let recorded: BTreeSet<&str> = rules.iter().filter_map(|r| r["record"].as_str()).collect();
+    assert!(rules.len() > recorded.len(), "no alerts");
+    let mut failures = Vec::new();
+    for rule in &rules {
+        let name = rule["record"].as_str().or(rule["alert"].as_str()).unwrap();
+        let text = rule["expr"].as_str().expect("expr");
+        let expr = parse(name, text);
+        let (mut selectors, mut groupings) = (Vec::new(), Vec::new());
+        selectors_and_groupings(&expr, &mut selectors, &mut groupings);
+        for selector in selectors {
+            if selector
+                .name
+                .as_deref()
+                .is_some_and(|n| recorded.contains(n))
+            {
+                continue;
+            }
+            if !has_matcher(selector, "job", &MatchOp::Equal, "elsewhere")
+                || selector
+                    .matchers
+                    .matchers
+                    .iter()
+                    .any(|m| m.value == default_job)
+            {
+                failures.push(format!(
+                    "{name}: {selector} does not carry the configured selector"
+                ));
+            }
+        }
+        for labels in groupings {
+            if !labels.iter().any(|l| l == "region") {
+                failures.push(format!(
+                    "{name}: by ({}) drops the region",
+                    labels.join(", ")
+                ));
+            }
+        }
+    }
+    let services = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "cinder-exporter.services")
+        .expect("the services group");
+    for alert in services["rules"].as_array().unwrap() {
+        for key in ["summary", "description"] {
+            let text = alert["annotations"][key].as_str().unwrap_or("");
+            if !text.contains("$labels.region") || !text.contains("count by (region)") {
+                failures.push(format!(
+                    "{}: its {key} does not name the region",
+                    alert["alert"]
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The scrape configuration mixin/README.md shows is one Prometheus accepts, and the
+/// shipped rules' selector (a plain alternation of job names) selects every job of it.
+#[test]
+fn the_scrape_configuration_the_rules_expect_is_valid_and_selected() {
+    let readme = read("mixin/README.md");
+    let block = readme
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("mixin/README.md: a ```yaml block with the scrape configuration");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, block).expect("write prometheus.yml");
+    assert_tool_succeeds(
+        "promtool",
+        &["check", "config", config.to_str().expect("UTF-8 path")],
+    );
+
+    let selector = evaluate_mixin("mixin._config.selector");
+    let jobs: BTreeSet<&str> = selector
+        .as_str()
+        .and_then(|s| s.strip_prefix("job=~\""))
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("selector {selector}: not job=~\"a|b|c\""))
+        .split('|')
+        .collect();
+    let scrape: Yaml = serde_yaml::from_str(block).expect("YAML");
+    let configured: BTreeSet<&str> = scrape["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs")
+        .iter()
+        .map(|job| job["job_name"].as_str().expect("job_name"))
+        .collect();
+    assert_eq!(
+        configured, jobs,
+        "mixin/README.md's jobs and the rules' selector {selector}"
     );
 }
 

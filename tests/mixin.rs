@@ -439,6 +439,103 @@ fn amtool_accepts_the_alertmanager_example_and_routes_by_severity() {
     }
 }
 
+/// The labels of one alert of `region` (a `/probe` target), as the rules label it.
+fn region_alert(alertname: &str, severity: &str, region: &str) -> Json {
+    serde_json::json!({
+        "alertname": alertname, "severity": severity, "job": "cinder-probe",
+        "instance": region, "host": "stor1@ceph", "zone": "nova", "binary": "cinder-volume",
+    })
+}
+
+/// The same outage in two regions (same host name, zone and binary): amtool routes both
+/// to the same receiver, the route they take groups by the region, and the real
+/// Alertmanager keeps them in two groups, one notification each.
+#[test]
+fn amtool_routes_two_regions_alike_and_the_alertmanager_never_groups_them() {
+    let config = format!("--config.file={ALERTMANAGER}");
+    for region in ["region-one", "region-two"] {
+        for (alertname, severity, receiver) in [
+            ("CinderServiceDown", "critical", "cinder-pager"),
+            ("CinderServiceHeartbeatsMissed", "warning", "cinder-ticket"),
+        ] {
+            let labels = region_alert(alertname, severity, region);
+            let mut args = vec!["config".to_string(), "routes".into(), "test".into()];
+            args.push(config.clone());
+            args.push(format!("--verify.receivers={receiver}"));
+            for (k, v) in labels.as_object().unwrap() {
+                args.push(format!("{k}={}", v.as_str().unwrap()));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let routed = assert_tool_succeeds("amtool", &args);
+            assert_eq!(routed.trim(), receiver, "{alertname} in {region}");
+        }
+    }
+
+    // Every route groups by the region: the top one, and any child that regroups.
+    let file: Yaml = serde_yaml::from_str(&read(ALERTMANAGER)).expect("Alertmanager YAML");
+    let groups_by_region = |route: &Yaml| {
+        route["group_by"]
+            .as_sequence()
+            .is_none_or(|labels| labels.iter().any(|l| l == "instance"))
+    };
+    assert!(
+        file["route"]["group_by"].is_sequence() && groups_by_region(&file["route"]),
+        "{ALERTMANAGER}: the route's group_by lacks instance"
+    );
+    for child in file["route"]["routes"].as_sequence().into_iter().flatten() {
+        assert!(
+            groups_by_region(child),
+            "{ALERTMANAGER}: a route regroups without instance"
+        );
+    }
+
+    let alertmanager = Alertmanager::start(&repository_path(ALERTMANAGER));
+    let posted: Vec<Json> = ["region-one", "region-two"]
+        .iter()
+        .map(|r| serde_json::json!({"labels": region_alert("CinderServiceDown", "critical", r)}))
+        .collect();
+    alertmanager.post_alerts(&Json::Array(posted));
+    let groups = common::host::poll_until(Duration::from_secs(10), || {
+        let mut response = common::http::agent()
+            .get(&format!(
+                "http://{}/api/v2/alerts/groups",
+                alertmanager.address
+            ))
+            .call()
+            .map_err(|e| format!("GET /api/v2/alerts/groups: {e}"))?;
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        let groups: Vec<Json> = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        let alerts: usize = groups
+            .iter()
+            .map(|g| g["alerts"].as_array().map_or(0, Vec::len))
+            .sum();
+        if alerts == 2 {
+            Ok(groups)
+        } else {
+            Err(format!(
+                "the Alertmanager holds {alerts} of the 2 alerts: {body}"
+            ))
+        }
+    });
+    let regions: Vec<(&str, usize)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g["labels"]["instance"].as_str().unwrap_or("(none)"),
+                g["alerts"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect();
+    assert_eq!(
+        regions,
+        [("region-one", 1), ("region-two", 1)],
+        "one group per region, each with its own alert"
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // The rules
 
@@ -1187,6 +1284,24 @@ fn the_alertmanager_example_keeps_one_incident_one_page() {
                 "nova",
                 "cinder-volume",
             ),
+            false,
+        ),
+        // Two regions, the same zone and binary: region-one's binary down in zone nova
+        // silences region-one's member, not region-two's.
+        (
+            serde_json::json!({
+                "alertname": "CinderBinaryDownInZone", "severity": "critical",
+                "job": "cinder-probe", "instance": "region-one", "zone": "nova",
+                "binary": "cinder-volume",
+            }),
+            false,
+        ),
+        (
+            region_alert("CinderServiceHeartbeatStopped", "critical", "region-one"),
+            true,
+        ),
+        (
+            region_alert("CinderServiceHeartbeatStopped", "critical", "region-two"),
             false,
         ),
         // Every scheduler of az1 down: one page for the zone, not one per member.

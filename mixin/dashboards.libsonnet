@@ -1,5 +1,8 @@
 // The Grafana dashboard (grafanaDashboards): every service as cinder judges it, why
 // the down ones are down, their heartbeats and clocks, clusters, and the exporter.
+// Every query carries _config.selector and the variables; a region variable
+// (_config.regionLabel, multi-select) picks the cinder databases shown, and every
+// list, legend, threshold line and "database read" names or splits by the region.
 local g = import 'lib/grafana.libsonnet';
 
 local upDown = g.valueMapping([['1', 'up', 'green'], ['0', 'down', 'red']]);
@@ -8,12 +11,22 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
 {
   grafanaDashboards+:: {
     local c = $._config,
-    // The dashboard's filters, as label matchers.
-    local job = 'job=~"$job"',
-    local services = job + ',zone=~"$zone",binary=~"$binary",host=~"$host"',
-    local groups = job + ',zone=~"$zone",binary=~"$binary"',
-    local clusters = job + ',binary=~"$binary"',
+    local region = c.regionLabel,
+    // The dashboard's filters, as label matchers: the selected targets (regions), and
+    // their services, zones and binaries.
+    local target = '%s,job=~"$job",%s=~"$%s"' % [c.selector, region, region],
+    local services = target + ',zone=~"$zone",binary=~"$binary",host=~"$host"',
+    local groups = target + ',zone=~"$zone",binary=~"$binary"',
+    local clusters = target + ',binary=~"$binary"',
+    // Joins stay within one target; aggregations keep the target's labels.
     local perService = 'job, instance, host, binary, zone',
+    local byService = c.targetLabels + ', host, binary, zone',
+    local inRegion = '{{%s}}' % region,
+    local perHost = inRegion + ' {{host}} {{binary}}',
+    // A threshold of each region (cinder.conf's, as the exporter publishes it), for a
+    // dashed reference line named `name <region>`.
+    local threshold(refId, name, metric, sign='', times='') =
+      g.range('%s%smax by (%s) (%s{%s})' % [times, sign, region, metric, target], name + ' ' + inRegion, refId),
 
     local overview = [
       g.row(1, 'Overview', 0),
@@ -56,32 +69,37 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
       g.stat(
         6,
         'Database read',
-        "cinder_up: 1 if the exporter's latest poll of cinder's services table succeeded.",
+        "cinder_up per region: 1 if the exporter's latest poll of that region's services table succeeded.",
         { h: 4, w: 4, x: 16, y: 1 },
-        [g.instant('min(cinder_up{%s})' % job)],
+        [g.instant('min by (%s) (cinder_up{%s})' % [region, target], legend=inRegion)],
         'none',
         [['red', null], ['green', 1]],
         [okFailing],
+        textMode='value_and_name',
       ),
       g.stat(
         7,
         'Last successful poll',
-        'Seconds since the exporter last read the services table (per-service series are withheld once this exceeds stale_after).',
+        "Seconds since the exporter last read each region's services table (per-service series are withheld once this exceeds stale_after).",
         { h: 4, w: 4, x: 20, y: 1 },
-        [g.instant('time() - min(cinder_exporter_last_successful_poll_timestamp_seconds{%s})' % job)],
+        [g.instant(
+          'time() - max by (%s) (cinder_exporter_last_successful_poll_timestamp_seconds{%s})' % [region, target],
+          legend=inRegion,
+        )],
         's',
         [['green', null], ['orange', 10], ['red', 30]],
+        textMode='value_and_name',
       ),
       g.bargauge(
         8,
-        'Enabled services up, per zone and binary',
-        'Share of the enabled services of each binary in each zone that cinder-api shows up (recording rules cinder:service_enabled_up:sum_by_zone_binary / cinder:service_enabled:sum_by_zone_binary; 0 fires CinderBinaryDownInZone).',
+        'Enabled services up, per region, zone and binary',
+        'Share of the enabled services of each binary in each zone of each region that cinder-api shows up (recording rules cinder:service_enabled_up:sum_by_zone_binary / cinder:service_enabled:sum_by_zone_binary; 0 fires CinderBinaryDownInZone).',
         { h: 7, w: 12, x: 0, y: 5 },
         [g.instant(std.rstripChars(|||
           cinder:service_enabled_up:sum_by_zone_binary{%s}
-            / on(job, instance, zone, binary)
+            / on(%s, zone, binary)
           (cinder:service_enabled:sum_by_zone_binary{%s} > 0)
-        ||| % [groups, groups], '\n'), legend='{{zone}} {{binary}}')],
+        ||| % [groups, c.targetLabels, groups], '\n'), legend=inRegion + ' {{zone}} {{binary}}')],
         {
           unit: 'percentunit',
           min: 0,
@@ -95,12 +113,15 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
         'Down services by cause',
         'Why the enabled services that are down are down, as the exporter diagnosed it: heartbeat_stopped, clock_skew, heartbeat_late, unknown (recording rule cinder:service_down:cause).',
         { h: 7, w: 12, x: 12, y: 5 },
-        [g.instant('count by (cause) (cinder:service_down:cause{%s})' % services, legend='{{cause}}')],
+        [g.instant(
+          'count by (%s, cause) (cinder:service_down:cause{%s})' % [region, services],
+          legend=inRegion + ' {{cause}}',
+        )],
       ),
     ],
 
     // The services table: one instant query per column, merged on the labels.
-    local column(refId, metric, labels=perService, filter='') =
+    local column(refId, metric, labels=byService, filter='') =
       g.instant('max by (%s) (%s{%s}%s)' % [labels, metric, services, filter], refId, format='table'),
     local seconds(name) = {
       matcher: { id: 'byName', options: name },
@@ -118,17 +139,17 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
       g.table(
         11,
         'Services',
-        "One row per service (host, binary, zone): cinder-api's verdict, the scheduler's, enabled, the diagnosed cause, heartbeat age (negative: clock ahead), clock offset (service minus database), observed heartbeat interval and the disabled reason. Instant queries merged on host, binary, zone.",
+        "One row per service (region, host, binary, zone): cinder-api's verdict, the scheduler's, enabled, the diagnosed cause, heartbeat age (negative: clock ahead), clock offset (service minus database), observed heartbeat interval and the disabled reason. Instant queries merged on region, host, binary, zone.",
         { h: 10, w: 24, x: 0, y: 13 },
         [
           column('A', 'cinder_service_up'),
           column('B', 'cinder_service_scheduler_up'),
           column('C', 'cinder_service_enabled'),
-          column('D', 'cinder_service_down_cause', perService + ', cause', ' == 1'),
+          column('D', 'cinder_service_down_cause', byService + ', cause', ' == 1'),
           column('E', 'cinder_service_heartbeat_age_seconds'),
           column('F', 'cinder_service_clock_offset_seconds'),
           column('G', 'cinder_service_heartbeat_interval_seconds'),
-          column('H', 'cinder_service_info', perService + ', disabled_reason, cluster'),
+          column('H', 'cinder_service_info', byService + ', disabled_reason, cluster'),
         ],
         [
           { id: 'merge', options: {} },
@@ -138,25 +159,26 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
               excludeByName: {
                 Time: true,
                 job: true,
-                instance: true,
                 'Value #D': true,
                 'Value #H': true,
-              },
+              } + (if region == 'instance' then {} else { instance: true }),
               indexByName: {
-                host: 0,
-                binary: 1,
-                zone: 2,
-                'Value #A': 3,
-                'Value #B': 4,
-                'Value #C': 5,
-                cause: 6,
-                'Value #E': 7,
-                'Value #F': 8,
-                'Value #G': 9,
-                disabled_reason: 10,
-                cluster: 11,
+                [region]: 0,
+                host: 1,
+                binary: 2,
+                zone: 3,
+                'Value #A': 4,
+                'Value #B': 5,
+                'Value #C': 6,
+                cause: 7,
+                'Value #E': 8,
+                'Value #F': 9,
+                'Value #G': 10,
+                disabled_reason: 11,
+                cluster: 12,
               },
               renameByName: {
+                [region]: 'region',
                 'Value #A': 'cinder-api',
                 'Value #B': 'scheduler',
                 'Value #C': 'enabled',
@@ -200,48 +222,38 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
         'cinder-api verdict over time',
         'cinder_service_up per service: flapping shows as stripes.',
         { h: 8, w: 24, x: 0, y: 23 },
-        [g.range('cinder_service_up{%s}' % services, '{{host}} {{binary}}')],
+        [g.range('cinder_service_up{%s}' % services, perHost)],
         upDown,
       ),
     ],
 
-    local perHost = '{{host}} {{binary}}',
     local heartbeats = [
       g.row(13, 'Heartbeats and clocks', 31),
       g.timeseries(
         14,
         'Heartbeat age',
-        'Database clock minus updated_at (or created_at). cinder-api shows a service down beyond +/- service_down_time; negative ages mean the service clock runs ahead.',
+        "Database clock minus updated_at (or created_at). cinder-api shows a service down beyond +/- service_down_time (each region's); negative ages mean the service clock runs ahead.",
         { h: 8, w: 12, x: 0, y: 32 },
         [
           g.range('cinder_service_heartbeat_age_seconds{%s}' % services, perHost),
-          g.range('max(cinder_config_service_down_time_seconds{%s})' % job, 'service_down_time', 'B'),
-          g.range('-max(cinder_config_service_down_time_seconds{%s})' % job, '-service_down_time', 'C'),
+          threshold('B', 'service_down_time', 'cinder_config_service_down_time_seconds'),
+          threshold('C', '-service_down_time', 'cinder_config_service_down_time_seconds', '-'),
         ],
         's',
-        overrides=[g.referenceLine('^-?service_down_time$', 'red')],
+        overrides=[g.referenceLine('^-?service_down_time ', 'red')],
       ),
       g.timeseries(
         15,
         'Clock offset (service minus database)',
-        'Estimated clock offset of each service node (positive: ahead), with the skew budget service_down_time - report_interval on either side.',
+        "Estimated clock offset of each service node (positive: ahead), with each region's skew budget service_down_time - report_interval on either side.",
         { h: 8, w: 12, x: 12, y: 32 },
         [
           g.range('cinder_service_clock_offset_seconds{%s}' % services, perHost),
-          g.range('max(cinder_service_skew_budget_seconds{%s})' % job, 'skew budget', 'B'),
-          g.range('-max(cinder_service_skew_budget_seconds{%s})' % job, '-skew budget', 'C'),
+          threshold('B', 'skew budget', 'cinder_service_skew_budget_seconds'),
+          threshold('C', '-skew budget', 'cinder_service_skew_budget_seconds', '-'),
         ],
         's',
-        overrides=[
-          g.referenceLine('^-?skew budget$', 'orange'),
-          {
-            matcher: { id: 'byName', options: 'skew budget' },
-            properties: [
-              { id: 'custom.fillBelowTo', value: '-skew budget' },
-              { id: 'custom.fillOpacity', value: 8 },
-            ],
-          },
-        ],
+        overrides=[g.referenceLine('^-?skew budget ', 'orange')],
       ),
       g.timeseries(
         16,
@@ -256,17 +268,17 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
       g.timeseries(
         17,
         'Heartbeat interval',
-        'Observed mean time between heartbeats, against report_interval (expected) and service_down_time (at or above it the service can never stay up).',
+        "Observed mean time between heartbeats, against each region's report_interval (expected) and service_down_time (at or above it the service can never stay up).",
         { h: 8, w: 12, x: 12, y: 40 },
         [
           g.range('cinder_service_heartbeat_interval_seconds{%s}' % services, perHost),
-          g.range('max(cinder_config_report_interval_seconds{%s})' % job, 'report_interval', 'B'),
-          g.range('max(cinder_config_service_down_time_seconds{%s})' % job, 'service_down_time', 'C'),
+          threshold('B', 'report_interval', 'cinder_config_report_interval_seconds'),
+          threshold('C', 'service_down_time', 'cinder_config_service_down_time_seconds'),
         ],
         's',
         overrides=[
-          g.referenceLine('^report_interval$', 'green'),
-          g.referenceLine('^service_down_time$', 'red'),
+          g.referenceLine('^report_interval ', 'green'),
+          g.referenceLine('^service_down_time ', 'red'),
         ],
       ),
       g.timeseries(
@@ -278,12 +290,12 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
           clamp_min(
             floor(
               cinder_service_heartbeat_silence_seconds{%s}
-                / on(%s) cinder_service_heartbeat_interval_seconds
+                / on(%s) cinder_service_heartbeat_interval_seconds{%s}
               - 0.5
             ),
             0
           )
-        ||| % [services, perService], '\n'), perHost)],
+        ||| % [services, perService, services], '\n'), perHost)],
         'none',
         [['green', null], ['orange', 2]],
         'line',
@@ -292,14 +304,14 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
       g.timeseries(
         18,
         'Heartbeats per minute',
-        'Heartbeats recorded per minute (rate of report_count), against the expected 60 / report_interval.',
+        'Heartbeats recorded per minute (rate of report_count), against the expected 60 / report_interval of each region.',
         { h: 8, w: 12, x: 12, y: 48 },
         [
           g.range('rate(cinder_service_reports_total{%s}[$__rate_interval]) * 60' % services, perHost),
-          g.range('60 / max(cinder_config_report_interval_seconds{%s})' % job, 'expected', 'B'),
+          threshold('B', 'expected', 'cinder_config_report_interval_seconds', times='60 / '),
         ],
         'none',
-        overrides=[g.referenceLine('^expected$', 'green')],
+        overrides=[g.referenceLine('^expected ', 'green')],
       ),
     ],
 
@@ -320,15 +332,24 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
           {
             id: 'organize',
             options: {
-              excludeByName: { Time: true, job: true, instance: true },
+              excludeByName: { Time: true, job: true }
+                             + (if region == 'instance' then {} else { instance: true }),
               renameByName: {
+                [region]: 'Region',
                 cluster: 'Cluster',
                 binary: 'Binary',
                 'Value #A': 'Up',
                 'Value #B': 'Members up',
                 'Value #C': 'Members',
               },
-              indexByName: { cluster: 0, binary: 1, 'Value #A': 2, 'Value #B': 3, 'Value #C': 4 },
+              indexByName: {
+                [region]: 0,
+                cluster: 1,
+                binary: 2,
+                'Value #A': 3,
+                'Value #B': 4,
+                'Value #C': 5,
+              },
             },
           },
         ],
@@ -345,7 +366,7 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
         'Clusters up over time',
         'cinder_cluster_up per cluster: up while any member heartbeats within service_down_time.',
         { h: 9, w: 12, x: 12, y: 57 },
-        [g.range('cinder_cluster_up{%s}' % clusters, '{{cluster}} {{binary}}')],
+        [g.range('cinder_cluster_up{%s}' % clusters, inRegion + ' {{cluster}} {{binary}}')],
         upDown,
       ),
     ],
@@ -357,7 +378,7 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
         'Poll duration',
         "Wall time of the exporter's latest poll of the services table.",
         { h: 8, w: 6, x: 0, y: 67 },
-        [g.range('cinder_exporter_poll_duration_seconds{%s}' % job, '{{instance}}')],
+        [g.range('cinder_exporter_poll_duration_seconds{%s}' % target, inRegion)],
         's',
       ),
       g.timeseries(
@@ -365,7 +386,7 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
         'Poll errors',
         'Failed polls per second (database unreachable, timed out, or not a cinder schema).',
         { h: 8, w: 6, x: 6, y: 67 },
-        [g.range('rate(cinder_exporter_poll_errors_total{%s}[$__rate_interval])' % job, '{{instance}}')],
+        [g.range('rate(cinder_exporter_poll_errors_total{%s}[$__rate_interval])' % target, inRegion)],
         'none',
       ),
       g.timeseries(
@@ -373,7 +394,7 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
         'Exporter clock minus database clock',
         "Every heartbeat age is measured against the database clock; this is how far the exporter host's clock is from it (CinderExporterClockSkew beyond a tenth of the skew budget).",
         { h: 8, w: 6, x: 12, y: 67 },
-        [g.range('cinder_exporter_database_clock_offset_seconds{%s}' % job, '{{instance}}')],
+        [g.range('cinder_exporter_database_clock_offset_seconds{%s}' % target, inRegion)],
         's',
       ),
       g.stateTimeline(
@@ -382,8 +403,8 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
         "cinder_up (the exporter's latest poll of the database succeeded) and up (Prometheus scraped the exporter).",
         { h: 8, w: 6, x: 18, y: 67 },
         [
-          g.range('cinder_up{%s}' % job, 'database {{instance}}'),
-          g.range('up{%s}' % job, 'scrape {{instance}}', 'B'),
+          g.range('cinder_up{%s}' % target, 'database ' + inRegion),
+          g.range('up{%s}' % target, 'scrape ' + inRegion, 'B'),
         ],
         okFailing,
       ),
@@ -438,10 +459,19 @@ local okFailing = g.valueMapping([['1', 'ok', 'green'], ['0', 'failing', 'red']]
             multi: false,
             includeAll: false,
           },
-          g.queryVariable('job', 'Job', 'cinder_up'),
-          g.queryVariable('zone', 'Zone', 'cinder_service_up{job=~"$job"}'),
-          g.queryVariable('binary', 'Binary', 'cinder_service_up{job=~"$job", zone=~"$zone"}'),
-          g.queryVariable('host', 'Host', 'cinder_service_up{job=~"$job", zone=~"$zone", binary=~"$binary"}'),
+          g.queryVariable('job', 'Job', 'cinder_up{%s}' % c.selector),
+          g.queryVariable(region, 'Region', 'cinder_up{%s, job=~"$job"}' % c.selector),
+          g.queryVariable('zone', 'Zone', 'cinder_service_up{%s, job=~"$job", %s=~"$%s"}' % [c.selector, region, region]),
+          g.queryVariable(
+            'binary',
+            'Binary',
+            'cinder_service_up{%s, job=~"$job", %s=~"$%s", zone=~"$zone"}' % [c.selector, region, region]
+          ),
+          g.queryVariable(
+            'host',
+            'Host',
+            'cinder_service_up{%s, job=~"$job", %s=~"$%s", zone=~"$zone", binary=~"$binary"}' % [c.selector, region, region]
+          ),
         ],
       },
       panels: overview + servicesRow + heartbeats + clusterRow + exporter,

@@ -38,7 +38,11 @@ const MIXIN_DASHBOARDS: &str = "mixin/dashboards.jsonnet";
 const RUNBOOK_URL: &str =
     "https://github.com/cinder-exporter/cinder_exporter/blob/main/alerts/RUNBOOK.md#";
 const DASHBOARD_UID: &str = "cinder-services";
-const DASHBOARD_VARIABLES: [&str; 4] = ["job", "zone", "binary", "host"];
+const DASHBOARD_VARIABLES: [&str; 5] = ["job", "instance", "zone", "binary", "host"];
+/// The label (and variable) that tells regions apart: one scrape target per database.
+const REGION: &str = "instance";
+/// The dashboard's panels that total the selected regions on purpose.
+const FLEET_TOTALS: [&str; 4] = ["Up", "Down", "Disabled", "Verdicts disagree"];
 const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
 
 /// Series Prometheus itself makes, which the rules may use without the exporter.
@@ -196,7 +200,7 @@ fn the_rule_file_reads_back_as_the_mixins_rules() {
 }
 
 /// Every vector selector of `expr` (matrix selectors' included), and the labels of
-/// every aggregation's `by (...)`.
+/// every aggregation's `by (...)` (none for an aggregation over everything).
 fn selectors_and_groupings<'a>(
     expr: &'a Expr,
     selectors: &mut Vec<&'a VectorSelector>,
@@ -204,8 +208,10 @@ fn selectors_and_groupings<'a>(
 ) {
     match expr {
         Expr::Aggregate(a) => {
-            if let Some(LabelModifier::Include(labels)) = &a.modifier {
-                groupings.push(labels.labels.clone());
+            match &a.modifier {
+                Some(LabelModifier::Include(labels)) => groupings.push(labels.labels.clone()),
+                Some(LabelModifier::Exclude(_)) => {}
+                None => groupings.push(Vec::new()),
             }
             selectors_and_groupings(&a.expr, selectors, groupings);
             if let Some(param) = &a.param {
@@ -242,7 +248,8 @@ fn has_matcher(selector: &VectorSelector, name: &str, op: &MatchOp, value: &str)
 /// every series a rule reads from the exporter or Prometheus carries the new selector
 /// and not the default, every aggregation keeps the region label, and every
 /// per-service alert names the region in its summary and description. (What the
-/// recording rules record is selected by name: its inputs were selected.)
+/// recording rules record is selected by name: its inputs were selected.) Every
+/// dashboard query and variable carries the new selector too.
 #[test]
 fn the_mixins_config_reaches_every_rule() {
     let groups = evaluate_mixin(
@@ -297,6 +304,38 @@ fn the_mixins_config_reaches_every_rule() {
                     "{name}: by ({}) drops the region",
                     labels.join(", ")
                 ));
+            }
+        }
+    }
+    // The dashboards' queries and variables carry it too.
+    let dashboards = evaluate_mixin(
+        "(mixin { _config+:: { selector: 'job=\"elsewhere\"', regionLabel: 'region' } })\
+         .grafanaDashboards",
+    );
+    for (file, dashboard) in dashboards.as_object().expect("dashboards by file") {
+        let variables = template_variables(dashboard);
+        let defined: BTreeSet<String> = variables
+            .iter()
+            .filter_map(|v| v["name"].as_str().map(str::to_string))
+            .collect();
+        let queries = panels(dashboard)
+            .into_iter()
+            .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+            .filter_map(|t| t["expr"].as_str())
+            .map(str::to_string)
+            .chain(variables.iter().filter_map(|v| {
+                let query = variable_query(v)?.strip_prefix("label_values(")?;
+                Some(query.rsplit_once(',')?.0.to_string())
+            }));
+        for query in queries {
+            let text = substitute_grafana_variables(&query, &defined).unwrap();
+            let expr = parse(file, &text);
+            let (mut selectors, mut groupings) = (Vec::new(), Vec::new());
+            selectors_and_groupings(&expr, &mut selectors, &mut groupings);
+            for selector in selectors {
+                if !has_matcher(selector, "job", &MatchOp::Equal, "elsewhere") {
+                    failures.push(format!("{file}: {selector} does not carry the selector"));
+                }
             }
         }
     }
@@ -734,6 +773,82 @@ fn every_expression_parses() {
             failures.push(format!("{place}: {e}\n  {expr}"));
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Two regions can be told apart everywhere: every query is filtered by the region
+/// variable, every aggregation but the fleet totals keeps the region (so thresholds
+/// and "database read" are per region), every legend names it, and the tables show it
+/// as their first column.
+#[test]
+fn the_dashboard_tells_regions_apart() {
+    let dashboard = dashboard();
+    let defined: BTreeSet<String> = template_variables(&dashboard)
+        .iter()
+        .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .collect();
+    let mut failures = Vec::new();
+    let mut totals = BTreeSet::new();
+    let filters_by_region = |selector: &VectorSelector| {
+        selector
+            .matchers
+            .matchers
+            .iter()
+            .any(|m| m.name == REGION && matches!(m.op, MatchOp::Re(_)) && m.value == ".*")
+    };
+    for panel in panels(&dashboard) {
+        let title = panel["title"].as_str().unwrap_or("(untitled)");
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let place = format!("panel {title:?} target {}", target["refId"]);
+            let raw = target["expr"].as_str().expect("expr");
+            let expr = parse(
+                &place,
+                &substitute_grafana_variables(raw, &defined).unwrap(),
+            );
+            let (mut selectors, mut groupings) = (Vec::new(), Vec::new());
+            selectors_and_groupings(&expr, &mut selectors, &mut groupings);
+            for selector in selectors {
+                if !filters_by_region(selector) {
+                    failures.push(format!("{place}: {selector} ignores the region variable"));
+                }
+            }
+            if FLEET_TOTALS.contains(&title) {
+                totals.insert(title);
+            } else {
+                for labels in groupings {
+                    if !labels.iter().any(|l| l == REGION) {
+                        failures.push(format!(
+                            "{place}: by ({}) merges regions",
+                            labels.join(", ")
+                        ));
+                    }
+                }
+            }
+            let legend = target["legendFormat"].as_str().unwrap_or("__auto");
+            if legend != "__auto" && !legend.contains(&format!("{{{{{REGION}}}}}")) {
+                failures.push(format!(
+                    "{place}: legend {legend:?} does not name the region"
+                ));
+            }
+        }
+        if panel["type"] == "table" {
+            let organize = panel["transformations"]
+                .as_array()
+                .and_then(|t| t.iter().find(|t| t["id"] == "organize"))
+                .unwrap_or_else(|| panic!("table {title:?}: no organize transformation"));
+            let options = &organize["options"];
+            if options["excludeByName"][REGION] == true || options["indexByName"][REGION] != 0 {
+                failures.push(format!(
+                    "table {title:?}: the region is not its first column"
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        totals,
+        FLEET_TOTALS.into_iter().collect(),
+        "the panels that total the regions"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

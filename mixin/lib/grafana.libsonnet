@@ -55,7 +55,8 @@ local thresholds(steps) = {
     targets: targets,
   },
 
-  stat(id, title, description, gridPos, targets, unit, steps, mappings=[]):
+  // textMode value_and_name names each series' value (one per region).
+  stat(id, title, description, gridPos, targets, unit, steps, mappings=[], textMode='value'):
     self.panel('stat', id, title, description, gridPos, targets) {
       fieldConfig: {
         defaults: {
@@ -71,7 +72,7 @@ local thresholds(steps) = {
         colorMode: 'background',
         graphMode: 'none',
         justifyMode: 'center',
-        textMode: 'value',
+        textMode: textMode,
         orientation: 'auto',
       },
     },

@@ -1,11 +1,13 @@
-//! The mixin (alert and recording rules, their promtool unit tests, the Alertmanager
-//! example, the runbook and the Grafana dashboard) checked in the same suite as the
-//! code: a renamed metric, a broken expression or an alert without a runbook fails
-//! here, not on an operator's pager.
+//! The mixin (mixin/*.libsonnet, and what it generates: the alert and recording
+//! rules and the Grafana dashboard; the rules' promtool unit tests, the Alertmanager
+//! example, the runbook) checked in the same suite as the code: a renamed metric, a
+//! broken expression, an alert without a runbook or a generated file edited by hand
+//! fails here, not on an operator's pager.
 //!
-//! promtool and amtool come from Debian's `prometheus` and `prometheus-alertmanager`
-//! packages, which `scripts/test` installs when missing; the metric-name check runs
-//! the real exporter against a database of its own (see `tests/common`).
+//! jsonnet, promtool and amtool come from Debian's `jsonnet`, `prometheus` and
+//! `prometheus-alertmanager` packages, which `scripts/test` installs when missing; the
+//! metric-name check runs the real exporter against a database of its own (see
+//! `tests/common`).
 
 mod common;
 
@@ -18,7 +20,7 @@ use std::time::Duration;
 use common::prometheus::RULES;
 use common::Alertmanager;
 use promql_parser::label::MatchOp;
-use promql_parser::parser::{self, Expr, VectorSelector};
+use promql_parser::parser::{self, Expr, LabelModifier, VectorSelector};
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
@@ -26,12 +28,21 @@ const RULE_TESTS: &str = "alerts/tests";
 const ALERTMANAGER: &str = "alerts/alertmanager.example.yml";
 const RUNBOOK: &str = "alerts/RUNBOOK.md";
 const DASHBOARD: &str = "grafana/cinder-services.json";
+/// The directory of the generated dashboards, and the mixin's entry points.
+const DASHBOARDS: &str = "grafana";
+const MIXIN: &str = "mixin";
+const MIXIN_RULE_FILE: &str = "mixin/rule-file.jsonnet";
+const MIXIN_DASHBOARDS: &str = "mixin/dashboards.jsonnet";
 
 /// Where every alert's `runbook_url` points, followed by `#<alert name in lower case>`.
 const RUNBOOK_URL: &str =
     "https://github.com/cinder-exporter/cinder_exporter/blob/main/alerts/RUNBOOK.md#";
 const DASHBOARD_UID: &str = "cinder-services";
-const DASHBOARD_VARIABLES: [&str; 4] = ["job", "zone", "binary", "host"];
+const DASHBOARD_VARIABLES: [&str; 5] = ["job", "instance", "zone", "binary", "host"];
+/// The label (and variable) that tells regions apart: one scrape target per database.
+const REGION: &str = "instance";
+/// The dashboard's panels that total the selected regions on purpose.
+const FLEET_TOTALS: [&str; 4] = ["Up", "Down", "Disabled", "Verdicts disagree"];
 const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
 
 /// Series Prometheus itself makes, which the rules may use without the exporter.
@@ -68,7 +79,8 @@ fn run_tool(tool: &str, args: &[&str]) -> Output {
         Err(e) if e.kind() == ErrorKind::NotFound => panic!(
             "{tool} is not installed: scripts/test installs it from Debian's packages \
              (`prometheus` for promtool, `prometheus-alertmanager` for amtool and the \
-             Alertmanager); or run: sudo apt-get install prometheus prometheus-alertmanager"
+             Alertmanager, `jsonnet` for jsonnet and jsonnetfmt); or run: \
+             sudo apt-get install prometheus prometheus-alertmanager jsonnet"
         ),
         Err(e) => panic!("run {tool}: {e}"),
     }
@@ -106,6 +118,317 @@ fn relative(path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+// ---------------------------------------------------------------------------------
+// The mixin and what it generates
+
+/// The JSON value of a jsonnet expression evaluated in mixin/ (`mixin` is
+/// mixin.libsonnet).
+fn evaluate_mixin(expression: &str) -> Json {
+    let code = format!("local mixin = import 'mixin.libsonnet'; {expression}");
+    let out = assert_tool_succeeds("jsonnet", &["-J", MIXIN, "-e", &code]);
+    serde_json::from_str(&out).expect("jsonnet prints JSON")
+}
+
+/// Whether `relative` equals `generated`, with the first differing line if not.
+fn compare_generated(relative: &str, generated: &str) -> Result<(), String> {
+    let committed = read(relative);
+    if committed == generated {
+        return Ok(());
+    }
+    let line = committed
+        .lines()
+        .zip(generated.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()));
+    Err(format!(
+        "{relative} is not what the mixin generates (first difference at line {}: \
+         committed {:?}, generated {:?}); edit mixin/, run mixin/build and commit both",
+        line + 1,
+        committed.lines().nth(line),
+        generated.lines().nth(line)
+    ))
+}
+
+#[test]
+fn the_committed_rules_and_dashboards_are_what_the_mixin_generates() {
+    let mut failures = Vec::new();
+    let rules = assert_tool_succeeds("jsonnet", &["-S", MIXIN_RULE_FILE]);
+    failures.extend(compare_generated(RULES, &rules).err());
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().to_str().expect("UTF-8 temp dir");
+    assert_tool_succeeds("jsonnet", &["-m", out, MIXIN_DASHBOARDS]);
+    let names = |dir: &Path| -> BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect()
+    };
+    let generated = names(dir.path());
+    assert!(
+        generated.contains("cinder-services.json"),
+        "the mixin generates no {DASHBOARD}: {generated:?}"
+    );
+    assert_eq!(
+        names(&repository_path(DASHBOARDS)),
+        generated,
+        "{DASHBOARDS}/ holds exactly the mixin's dashboards"
+    );
+    for name in &generated {
+        let text = std::fs::read_to_string(dir.path().join(name)).expect("generated dashboard");
+        failures.extend(compare_generated(&format!("{DASHBOARDS}/{name}"), &text).err());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The rule file's YAML writer is the mixin's own (lib/rulefile.libsonnet): what
+/// Prometheus reads from the file is exactly the mixin's groups.
+#[test]
+fn the_rule_file_reads_back_as_the_mixins_rules() {
+    let file: Yaml = serde_yaml::from_str(&read(RULES)).expect("rule file is YAML");
+    let file = serde_json::to_value(&file).expect("the rule file as JSON");
+    let groups = evaluate_mixin("mixin.prometheusRules.groups + mixin.prometheusAlerts.groups");
+    assert_eq!(file["groups"], groups, "{RULES} read back");
+    assert_eq!(
+        file.as_object().map(|o| o.len()),
+        Some(1),
+        "{RULES}: only `groups`"
+    );
+}
+
+/// Every vector selector of `expr` (matrix selectors' included), and the labels of
+/// every aggregation's `by (...)` (none for an aggregation over everything).
+fn selectors_and_groupings<'a>(
+    expr: &'a Expr,
+    selectors: &mut Vec<&'a VectorSelector>,
+    groupings: &mut Vec<Vec<String>>,
+) {
+    match expr {
+        Expr::Aggregate(a) => {
+            match &a.modifier {
+                Some(LabelModifier::Include(labels)) => groupings.push(labels.labels.clone()),
+                Some(LabelModifier::Exclude(_)) => {}
+                None => groupings.push(Vec::new()),
+            }
+            selectors_and_groupings(&a.expr, selectors, groupings);
+            if let Some(param) = &a.param {
+                selectors_and_groupings(param, selectors, groupings);
+            }
+        }
+        Expr::Unary(u) => selectors_and_groupings(&u.expr, selectors, groupings),
+        Expr::Binary(b) => {
+            selectors_and_groupings(&b.lhs, selectors, groupings);
+            selectors_and_groupings(&b.rhs, selectors, groupings);
+        }
+        Expr::Paren(p) => selectors_and_groupings(&p.expr, selectors, groupings),
+        Expr::Subquery(s) => selectors_and_groupings(&s.expr, selectors, groupings),
+        Expr::VectorSelector(v) => selectors.push(v),
+        Expr::MatrixSelector(m) => selectors.push(&m.vs),
+        Expr::Call(c) => {
+            for arg in &c.args.args {
+                selectors_and_groupings(arg, selectors, groupings);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+fn has_matcher(selector: &VectorSelector, name: &str, op: &MatchOp, value: &str) -> bool {
+    selector
+        .matchers
+        .matchers
+        .iter()
+        .any(|m| m.name == name && &m.op == op && m.value == value)
+}
+
+/// The mixin's `_config` reaches every rule: with another selector and region label,
+/// every series a rule reads from the exporter or Prometheus carries the new selector
+/// and not the default, every aggregation keeps the region label, and every
+/// per-service alert names the region in its summary and description. (What the
+/// recording rules record is selected by name: its inputs were selected.) Every
+/// dashboard query and variable carries the new selector too.
+#[test]
+fn the_mixins_config_reaches_every_rule() {
+    let groups = evaluate_mixin(
+        "local configured = mixin { _config+:: { selector: 'job=\"elsewhere\"', \
+         regionLabel: 'region' } }; \
+         configured.prometheusRules.groups + configured.prometheusAlerts.groups",
+    );
+    let default_selector = evaluate_mixin("mixin._config.selector");
+    let default_job = default_selector
+        .as_str()
+        .and_then(|s| s.strip_prefix("job=~\""))
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("default selector {default_selector}: not job=~\"...\""));
+    let rules: Vec<&Json> = groups
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules"))
+        .collect();
+    let recorded: BTreeSet<&str> = rules.iter().filter_map(|r| r["record"].as_str()).collect();
+    assert!(rules.len() > recorded.len(), "no alerts");
+    let mut failures = Vec::new();
+    for rule in &rules {
+        let name = rule["record"].as_str().or(rule["alert"].as_str()).unwrap();
+        let text = rule["expr"].as_str().expect("expr");
+        let expr = parse(name, text);
+        let (mut selectors, mut groupings) = (Vec::new(), Vec::new());
+        selectors_and_groupings(&expr, &mut selectors, &mut groupings);
+        for selector in selectors {
+            if selector
+                .name
+                .as_deref()
+                .is_some_and(|n| recorded.contains(n))
+            {
+                continue;
+            }
+            if !has_matcher(selector, "job", &MatchOp::Equal, "elsewhere")
+                || selector
+                    .matchers
+                    .matchers
+                    .iter()
+                    .any(|m| m.value == default_job)
+            {
+                failures.push(format!(
+                    "{name}: {selector} does not carry the configured selector"
+                ));
+            }
+        }
+        for labels in groupings {
+            if !labels.iter().any(|l| l == "region") {
+                failures.push(format!(
+                    "{name}: by ({}) drops the region",
+                    labels.join(", ")
+                ));
+            }
+        }
+    }
+    // The dashboards' queries and variables carry it too.
+    let dashboards = evaluate_mixin(
+        "(mixin { _config+:: { selector: 'job=\"elsewhere\"', regionLabel: 'region' } })\
+         .grafanaDashboards",
+    );
+    for (file, dashboard) in dashboards.as_object().expect("dashboards by file") {
+        let variables = template_variables(dashboard);
+        let defined: BTreeSet<String> = variables
+            .iter()
+            .filter_map(|v| v["name"].as_str().map(str::to_string))
+            .collect();
+        let queries = panels(dashboard)
+            .into_iter()
+            .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+            .filter_map(|t| t["expr"].as_str())
+            .map(str::to_string)
+            .chain(variables.iter().filter_map(|v| {
+                let query = variable_query(v)?.strip_prefix("label_values(")?;
+                Some(query.rsplit_once(',')?.0.to_string())
+            }));
+        for query in queries {
+            let text = substitute_grafana_variables(&query, &defined).unwrap();
+            let expr = parse(file, &text);
+            let (mut selectors, mut groupings) = (Vec::new(), Vec::new());
+            selectors_and_groupings(&expr, &mut selectors, &mut groupings);
+            for selector in selectors {
+                if !has_matcher(selector, "job", &MatchOp::Equal, "elsewhere") {
+                    failures.push(format!("{file}: {selector} does not carry the selector"));
+                }
+            }
+        }
+    }
+    let services = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "cinder-exporter.services")
+        .expect("the services group");
+    for alert in services["rules"].as_array().unwrap() {
+        for key in ["summary", "description"] {
+            let text = alert["annotations"][key].as_str().unwrap_or("");
+            if !text.contains("$labels.region") || !text.contains("count by (region)") {
+                failures.push(format!(
+                    "{}: its {key} does not name the region",
+                    alert["alert"]
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The scrape configuration mixin/README.md shows is one Prometheus accepts, and the
+/// shipped rules' selector (a plain alternation of job names) selects every job of it.
+#[test]
+fn the_scrape_configuration_the_rules_expect_is_valid_and_selected() {
+    let readme = read("mixin/README.md");
+    let block = readme
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("mixin/README.md: a ```yaml block with the scrape configuration");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, block).expect("write prometheus.yml");
+    assert_tool_succeeds(
+        "promtool",
+        &["check", "config", config.to_str().expect("UTF-8 path")],
+    );
+
+    let selector = evaluate_mixin("mixin._config.selector");
+    let jobs: BTreeSet<&str> = selector
+        .as_str()
+        .and_then(|s| s.strip_prefix("job=~\""))
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("selector {selector}: not job=~\"a|b|c\""))
+        .split('|')
+        .collect();
+    let scrape: Yaml = serde_yaml::from_str(block).expect("YAML");
+    let configured: BTreeSet<&str> = scrape["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs")
+        .iter()
+        .map(|job| job["job_name"].as_str().expect("job_name"))
+        .collect();
+    assert_eq!(
+        configured, jobs,
+        "mixin/README.md's jobs and the rules' selector {selector}"
+    );
+}
+
+#[test]
+fn the_jsonnet_is_as_jsonnetfmt_formats_it() {
+    let mut files = Vec::new();
+    let mut dirs = vec![repository_path(MIXIN)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "libsonnet" || e == "jsonnet")
+            {
+                files.push(relative(&path));
+            }
+        }
+    }
+    files.sort();
+    assert!(
+        files.iter().any(|f| f == "mixin/mixin.libsonnet"),
+        "no mixin/mixin.libsonnet: {files:?}"
+    );
+    // `jsonnetfmt --test` names no file: one call each.
+    let unformatted: Vec<&String> = files
+        .iter()
+        .filter(|file| !run_tool("jsonnetfmt", &["--test", file]).status.success())
+        .collect();
+    assert!(
+        unformatted.is_empty(),
+        "not as jsonnetfmt formats them (run `jsonnetfmt -i` on them): {unformatted:?}"
+    );
 }
 
 #[test]
@@ -153,6 +476,103 @@ fn amtool_accepts_the_alertmanager_example_and_routes_by_severity() {
         );
         assert_eq!(routed.trim(), receiver, "{severity} alerts");
     }
+}
+
+/// The labels of one alert of `region` (a `/probe` target), as the rules label it.
+fn region_alert(alertname: &str, severity: &str, region: &str) -> Json {
+    serde_json::json!({
+        "alertname": alertname, "severity": severity, "job": "cinder-probe",
+        "instance": region, "host": "stor1@ceph", "zone": "nova", "binary": "cinder-volume",
+    })
+}
+
+/// The same outage in two regions (same host name, zone and binary): amtool routes both
+/// to the same receiver, the route they take groups by the region, and the real
+/// Alertmanager keeps them in two groups, one notification each.
+#[test]
+fn amtool_routes_two_regions_alike_and_the_alertmanager_never_groups_them() {
+    let config = format!("--config.file={ALERTMANAGER}");
+    for region in ["region-one", "region-two"] {
+        for (alertname, severity, receiver) in [
+            ("CinderServiceDown", "critical", "cinder-pager"),
+            ("CinderServiceHeartbeatsMissed", "warning", "cinder-ticket"),
+        ] {
+            let labels = region_alert(alertname, severity, region);
+            let mut args = vec!["config".to_string(), "routes".into(), "test".into()];
+            args.push(config.clone());
+            args.push(format!("--verify.receivers={receiver}"));
+            for (k, v) in labels.as_object().unwrap() {
+                args.push(format!("{k}={}", v.as_str().unwrap()));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let routed = assert_tool_succeeds("amtool", &args);
+            assert_eq!(routed.trim(), receiver, "{alertname} in {region}");
+        }
+    }
+
+    // Every route groups by the region: the top one, and any child that regroups.
+    let file: Yaml = serde_yaml::from_str(&read(ALERTMANAGER)).expect("Alertmanager YAML");
+    let groups_by_region = |route: &Yaml| {
+        route["group_by"]
+            .as_sequence()
+            .is_none_or(|labels| labels.iter().any(|l| l == "instance"))
+    };
+    assert!(
+        file["route"]["group_by"].is_sequence() && groups_by_region(&file["route"]),
+        "{ALERTMANAGER}: the route's group_by lacks instance"
+    );
+    for child in file["route"]["routes"].as_sequence().into_iter().flatten() {
+        assert!(
+            groups_by_region(child),
+            "{ALERTMANAGER}: a route regroups without instance"
+        );
+    }
+
+    let alertmanager = Alertmanager::start(&repository_path(ALERTMANAGER));
+    let posted: Vec<Json> = ["region-one", "region-two"]
+        .iter()
+        .map(|r| serde_json::json!({"labels": region_alert("CinderServiceDown", "critical", r)}))
+        .collect();
+    alertmanager.post_alerts(&Json::Array(posted));
+    let groups = common::host::poll_until(Duration::from_secs(10), || {
+        let mut response = common::http::agent()
+            .get(&format!(
+                "http://{}/api/v2/alerts/groups",
+                alertmanager.address
+            ))
+            .call()
+            .map_err(|e| format!("GET /api/v2/alerts/groups: {e}"))?;
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        let groups: Vec<Json> = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        let alerts: usize = groups
+            .iter()
+            .map(|g| g["alerts"].as_array().map_or(0, Vec::len))
+            .sum();
+        if alerts == 2 {
+            Ok(groups)
+        } else {
+            Err(format!(
+                "the Alertmanager holds {alerts} of the 2 alerts: {body}"
+            ))
+        }
+    });
+    let regions: Vec<(&str, usize)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g["labels"]["instance"].as_str().unwrap_or("(none)"),
+                g["alerts"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect();
+    assert_eq!(
+        regions,
+        [("region-one", 1), ("region-two", 1)],
+        "one group per region, each with its own alert"
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -353,6 +773,82 @@ fn every_expression_parses() {
             failures.push(format!("{place}: {e}\n  {expr}"));
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Two regions can be told apart everywhere: every query is filtered by the region
+/// variable, every aggregation but the fleet totals keeps the region (so thresholds
+/// and "database read" are per region), every legend names it, and the tables show it
+/// as their first column.
+#[test]
+fn the_dashboard_tells_regions_apart() {
+    let dashboard = dashboard();
+    let defined: BTreeSet<String> = template_variables(&dashboard)
+        .iter()
+        .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .collect();
+    let mut failures = Vec::new();
+    let mut totals = BTreeSet::new();
+    let filters_by_region = |selector: &VectorSelector| {
+        selector
+            .matchers
+            .matchers
+            .iter()
+            .any(|m| m.name == REGION && matches!(m.op, MatchOp::Re(_)) && m.value == ".*")
+    };
+    for panel in panels(&dashboard) {
+        let title = panel["title"].as_str().unwrap_or("(untitled)");
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let place = format!("panel {title:?} target {}", target["refId"]);
+            let raw = target["expr"].as_str().expect("expr");
+            let expr = parse(
+                &place,
+                &substitute_grafana_variables(raw, &defined).unwrap(),
+            );
+            let (mut selectors, mut groupings) = (Vec::new(), Vec::new());
+            selectors_and_groupings(&expr, &mut selectors, &mut groupings);
+            for selector in selectors {
+                if !filters_by_region(selector) {
+                    failures.push(format!("{place}: {selector} ignores the region variable"));
+                }
+            }
+            if FLEET_TOTALS.contains(&title) {
+                totals.insert(title);
+            } else {
+                for labels in groupings {
+                    if !labels.iter().any(|l| l == REGION) {
+                        failures.push(format!(
+                            "{place}: by ({}) merges regions",
+                            labels.join(", ")
+                        ));
+                    }
+                }
+            }
+            let legend = target["legendFormat"].as_str().unwrap_or("__auto");
+            if legend != "__auto" && !legend.contains(&format!("{{{{{REGION}}}}}")) {
+                failures.push(format!(
+                    "{place}: legend {legend:?} does not name the region"
+                ));
+            }
+        }
+        if panel["type"] == "table" {
+            let organize = panel["transformations"]
+                .as_array()
+                .and_then(|t| t.iter().find(|t| t["id"] == "organize"))
+                .unwrap_or_else(|| panic!("table {title:?}: no organize transformation"));
+            let options = &organize["options"];
+            if options["excludeByName"][REGION] == true || options["indexByName"][REGION] != 0 {
+                failures.push(format!(
+                    "table {title:?}: the region is not its first column"
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        totals,
+        FLEET_TOTALS.into_iter().collect(),
+        "the panels that total the regions"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -903,6 +1399,24 @@ fn the_alertmanager_example_keeps_one_incident_one_page() {
                 "nova",
                 "cinder-volume",
             ),
+            false,
+        ),
+        // Two regions, the same zone and binary: region-one's binary down in zone nova
+        // silences region-one's member, not region-two's.
+        (
+            serde_json::json!({
+                "alertname": "CinderBinaryDownInZone", "severity": "critical",
+                "job": "cinder-probe", "instance": "region-one", "zone": "nova",
+                "binary": "cinder-volume",
+            }),
+            false,
+        ),
+        (
+            region_alert("CinderServiceHeartbeatStopped", "critical", "region-one"),
+            true,
+        ),
+        (
+            region_alert("CinderServiceHeartbeatStopped", "critical", "region-two"),
             false,
         ),
         // Every scheduler of az1 down: one page for the zone, not one per member.

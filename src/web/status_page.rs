@@ -1,11 +1,14 @@
 //! The live status page at `/`: every service with both of cinder's verdicts, its
-//! cause and clock, the clusters, and the exporter's own state, as plain HTML that
-//! refreshes itself and needs no JavaScript.
+//! cause and clock, its early warning (what `CinderServiceHeartbeatsMissed` sees), the
+//! clusters, and the exporter's own state, as plain HTML that refreshes itself and
+//! needs no JavaScript. With only targets, `/` is the landing page instead: every
+//! target's health, worst first.
 //!
 //! It is rendered from a [`Judgement`] like `/metrics` (no query per view, and the
-//! same verdicts, causes and freshness). Its cost is bounded by design: one pass over
+//! same verdicts, causes and freshness); where a service stands and how they are
+//! counted is the judgement's too. Its cost is bounded by design: one pass over
 //! the services picks at most [`MAX_ROWS`] to show (enabled services that are down
-//! first), so a view at 50,000 services costs one cheap pass and a page of a few
+//! first, then those missing heartbeats), so a view at 50,000 services costs one cheap pass and a page of a few
 //! hundred kilobytes, never a 50,000-row table no browser could use anyway; a note
 //! says how many are not shown. Every text from the database is HTML-escaped: host
 //! names and `disabled_reason` are free text any admin can set.

@@ -2,7 +2,8 @@
 //! disabled_reason holding markup, quotes and `&`), read as raw HTML and through a
 //! real browser: Debian's chromium, headless, must parse every such value as text
 //! (no element comes out of it) and lay the page out; its screenshot is kept in
-//! the target directory for a person to look at.
+//! the target directory for a person to look at. Likewise the landing page of an
+//! exporter with only targets, one of whose databases is down.
 
 mod common;
 
@@ -10,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Database, Exporter, ExporterOptions, Schema};
+use common::exporter::UNREACHABLE_DATABASE;
+use common::{wait_until, Database, Exporter, ExporterOptions, Schema};
 
 const HOSTILE_HOST: &str = "<script>alert(\"x\")</script>&'q'@lvm";
 const HOSTILE_REASON: &str = "<img src=x onerror=alert(1)> \"maint\" & 'q'";
@@ -131,7 +133,7 @@ fn the_status_page_escapes_database_text_and_renders_in_a_browser() {
         "four services, one cluster"
     );
 
-    let shot = screenshot_path();
+    let shot = screenshot_path("status_page.png");
     let _ = std::fs::remove_file(&shot);
     chromium(&[
         &format!("--screenshot={}", shot.display()),
@@ -143,7 +145,61 @@ fn the_status_page_escapes_database_text_and_renders_in_a_browser() {
     eprintln!("status page screenshot: {}", shot.display());
 }
 
+/// With only targets, `/` lists them worst first: the one whose database is down
+/// above the one that is read, each with its health and links, in a real browser too.
+#[test]
+fn the_landing_page_shows_every_target_worst_first_in_a_browser() {
+    let db = fleet_with_hostile_text();
+    let config = format!(
+        "defaults:\n  poll_interval: 200ms\ntargets:\n  east:\n    database: {{url: {}}}\n  \
+         west:\n    database: {{url: {UNREACHABLE_DATABASE}}}\n",
+        db.url()
+    );
+    let exporter = Exporter::start(ExporterOptions::with_yaml(&config));
+    wait_until("both targets polled", Duration::from_secs(30), || {
+        exporter
+            .get("/probe?target=east")
+            .1
+            .contains("\ncinder_up 1\n")
+            && exporter.get("/-/ready").0 == 200
+    });
+    let url = format!("http://{}/", exporter.address);
+    let dom = String::from_utf8(chromium(&["--dump-dom", &url])).unwrap();
+    let rows: Vec<&str> = dom.split("<tr class=").skip(1).collect();
+    assert_eq!(rows.len(), 2, "one row per target: {dom}");
+    // west's database is never read: first, and marked so.
+    assert!(
+        rows[0].contains("<a href=\"/?target=west\">west</a>"),
+        "{dom}"
+    );
+    assert!(rows[0].contains("never read") && rows[0].contains("/probe?target=west"));
+    // east: read, one enabled service down (the hostile host), two up, one disabled.
+    assert!(
+        rows[1].contains("<a href=\"/?target=east\">east</a>"),
+        "{dom}"
+    );
+    assert!(rows[1].contains(">read<") && rows[1].contains("/probe?target=east"));
+    let counts =
+        "<span class=\"pill dn\">1</span></td><td class=\"num\">2</td><td class=\"num\">1</td>";
+    assert!(rows[1].contains(counts), "{}", rows[1]);
+    assert!(
+        dom.contains("ready once every target's first poll has ended, well or not (ready now)"),
+        "{dom}"
+    );
+
+    let shot = screenshot_path("landing_page.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1400,600",
+        &url,
+    ]);
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
+    eprintln!("landing page screenshot: {}", shot.display());
+}
+
 /// Kept in the target directory so that a person can look at it after the run.
-fn screenshot_path() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("status_page.png")
+fn screenshot_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }

@@ -7,8 +7,8 @@
 //! Every error names the file and the position (or the variable) it comes from.
 //!
 //! The same keys, under `targets: {NAME: …}`, describe further databases; each target
-//! is resolved like the top level but alone (see `targets`), and `load_setup` returns
-//! the top-level database (if any) with them.
+//! is resolved like the top level, from its own keys and those of `defaults:` (see
+//! `targets`), and `load_setup` returns the top-level database (if any) with them.
 
 mod cinder_conf;
 mod database_url;
@@ -185,8 +185,11 @@ struct FileConfig {
     stale_after: Option<PositiveDuration>,
     compatibility: Option<Compatibility>,
     /// Named databases served on `/probe?target=NAME`, each with these same keys
-    /// (but no `targets:` of its own).
+    /// (but no `targets:` or `defaults:` of its own).
     targets: Option<std::collections::BTreeMap<String, FileConfig>>,
+    /// Keys every target inherits unless it sets them itself: these same keys but
+    /// `database`, `targets` and `defaults` (see `targets`).
+    defaults: Option<Box<FileConfig>>,
 }
 
 #[derive(Deserialize, Default)]

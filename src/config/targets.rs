@@ -1,13 +1,25 @@
 //! `targets:`: several cinder databases served by one exporter, each under a name
 //! (`/probe?target=NAME`), each with the keys the top level takes.
 //!
-//! A target stands alone: it inherits nothing from the top level (neither the database
-//! nor `service_down_time`), so that reading one target's block says everything about
-//! it, and `CINDER_EXPORTER_DATABASE_URL` applies to the top level only. Errors found
-//! after parsing point at the key inside the target's own block, not at the first key
-//! of that name anywhere in the file.
+//! What every target shares is written once, under `defaults:`: each target inherits
+//! its keys and overrides any of them (a nested mapping such as `compatibility` key by
+//! key). The inheritance is generic: the target's YAML mapping is laid over the
+//! defaults' before it is read, so a key added to [`FileConfig`] is inherited without
+//! being listed here. `defaults:` takes every key a target takes but `database` (each
+//! target names its own: a shared one would have every target read the same).
+//!
+//! The top level's keys are the top-level database's only: they never apply to
+//! targets, and without a top-level database they are refused with a pointer to
+//! `defaults:`, so a setting is never silently applied to nothing.
+//! `CINDER_EXPORTER_DATABASE_URL` applies to the top level only. Errors found after
+//! parsing point at the key where the target got it: inside the target's own block,
+//! or in `defaults:`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+
+use serde::Deserialize;
+use serde_yaml::Value;
 
 use super::{no_database, resolve, Config, ConfigError, FileConfig, YamlFile};
 
@@ -56,9 +68,15 @@ pub fn parse_setup(
     let yaml = YamlFile::new(text, origin);
     let file: FileConfig = yaml.parse_or_default()?;
     let main = resolve(&file, env_database_url, &|path| yaml.key_position(path))?;
+    // The same text as plain YAML, for the inheritance: the typed read above has
+    // checked every key and value already.
+    let sections: Sections = yaml.parse_or_default()?;
+    check_defaults(&file, &yaml)?;
     let mut targets = Vec::new();
-    for (name, section) in file.targets.iter().flatten() {
-        targets.push(parse_target(name, section, &yaml)?);
+    for name in file.targets.iter().flatten().map(|(name, _)| name) {
+        let own = sections.targets.as_ref().and_then(|t| t.get(name));
+        let own = own.unwrap_or(&Value::Null);
+        targets.push(parse_target(name, own, &sections.defaults, &yaml)?);
     }
     if main.is_none() {
         if targets.is_empty() {
@@ -69,11 +87,62 @@ pub fn parse_setup(
     Ok(Setup { main, targets })
 }
 
-/// One target: its name checked, its block resolved like the top level, errors placed
-/// at the key inside the target's own block.
-fn parse_target(name: &str, file: &FileConfig, yaml: &YamlFile) -> Result<Target, ConfigError> {
+/// The parts of the file the inheritance needs, as plain YAML.
+#[derive(Deserialize, Default)]
+struct Sections {
+    targets: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    defaults: Value,
+}
+
+/// `defaults:` must apply to some target, and may not hold what cannot be shared.
+fn check_defaults(file: &FileConfig, yaml: &YamlFile) -> Result<(), ConfigError> {
+    let Some(defaults) = &file.defaults else {
+        return Ok(());
+    };
+    let refuse = |path: &[&str], message: &str| Err(yaml.error_at(path, message.to_string()));
+    if file.targets.as_ref().is_none_or(BTreeMap::is_empty) {
+        return refuse(
+            &["defaults"],
+            "defaults applies to every target, and there are none under targets",
+        );
+    }
+    if defaults.database.url.is_some() || defaults.database.url_file.is_some() {
+        return refuse(
+            &["defaults", "database"],
+            "defaults cannot set database: each target names its own (a shared one would \
+             have every target read the same database)",
+        );
+    }
+    let nested = [
+        ("targets", defaults.targets.is_some()),
+        ("defaults", defaults.defaults.is_some()),
+    ];
+    if let Some((key, _)) = nested.iter().find(|(_, set)| *set) {
+        return refuse(
+            &["defaults", key],
+            &format!("defaults cannot hold {key}: it takes the keys of a target"),
+        );
+    }
+    Ok(())
+}
+
+/// One target: its name checked, its block laid over `defaults` and resolved like the
+/// top level, errors placed at the key where the target got it.
+fn parse_target(
+    name: &str,
+    own: &Value,
+    defaults: &Value,
+    yaml: &YamlFile,
+) -> Result<Target, ConfigError> {
     let at = |path: &[&str]| {
-        let full: Vec<&str> = ["targets", name].iter().chain(path).copied().collect();
+        let inherited = !path.is_empty() && !has_path(own, path) && has_path(defaults, path);
+        let block: &[&str] = if inherited {
+            &["defaults"]
+        } else {
+            &["targets", name]
+        };
+        let full: Vec<&str> = block.iter().chain(path).copied().collect();
         yaml.key_position(&full)
     };
     let in_target = |e: ConfigError| ConfigError {
@@ -92,14 +161,24 @@ fn parse_target(name: &str, file: &FileConfig, yaml: &YamlFile) -> Result<Target
                 .into(),
         }));
     }
-    if file.targets.is_some() {
-        return Err(in_target(ConfigError {
-            location: at(&["targets"]),
-            message: "targets cannot be nested: a target takes the top level's keys but targets"
-                .into(),
-        }));
+    for key in ["targets", "defaults"] {
+        if own.get(key).is_some() {
+            return Err(in_target(ConfigError {
+                location: at(&[key]),
+                message: format!(
+                    "{key} cannot be nested: a target takes the top level's keys but targets \
+                     and defaults"
+                ),
+            }));
+        }
     }
-    let config = resolve(file, None, &at).map_err(in_target)?;
+    let file: FileConfig = serde_yaml::from_value(inherit(defaults, own)).map_err(|e| {
+        in_target(ConfigError {
+            location: at(&[]),
+            message: e.to_string(),
+        })
+    })?;
+    let config = resolve(&file, None, &at).map_err(in_target)?;
     let config = config.ok_or_else(|| {
         in_target(ConfigError {
             location: at(&[]),
@@ -115,14 +194,42 @@ fn parse_target(name: &str, file: &FileConfig, yaml: &YamlFile) -> Result<Target
     })
 }
 
-/// Without a top-level database, a top-level setting would silently apply to nothing;
-/// targets inherit nothing, so say where it should go instead. Every key the file
-/// takes counts but `targets` and an empty `database`, so a key added to
-/// [`FileConfig`] is covered without being listed here.
+/// `own` laid over `defaults`: a key `own` sets (to anything but null) wins, mappings
+/// are merged key by key, anything else is taken whole.
+fn inherit(defaults: &Value, own: &Value) -> Value {
+    match (defaults, own) {
+        (Value::Mapping(defaults), Value::Mapping(own)) => {
+            let mut merged = defaults.clone();
+            for (key, value) in own {
+                let value = match merged.get(key) {
+                    Some(default) => inherit(default, value),
+                    None => value.clone(),
+                };
+                merged.insert(key.clone(), value);
+            }
+            Value::Mapping(merged)
+        }
+        (defaults, Value::Null) => defaults.clone(),
+        (_, own) => own.clone(),
+    }
+}
+
+/// Whether `value` holds the mapping keys along `path`.
+fn has_path(value: &Value, path: &[&str]) -> bool {
+    path.iter()
+        .try_fold(value, |value, key| value.get(*key))
+        .is_some()
+}
+
+/// Without a top-level database, a top-level setting would silently apply to nothing
+/// (targets inherit from `defaults:`, never from the top level), so say where it
+/// should go instead. Every key the file takes counts but `targets`, `defaults` and an
+/// empty `database`, so a key added to [`FileConfig`] is covered without being listed
+/// here.
 fn refuse_orphan_settings(yaml: &YamlFile) -> Result<(), ConfigError> {
     let keys: serde_yaml::Mapping = yaml.parse_or_default()?;
     let orphan = keys.iter().find_map(|(key, value)| match key.as_str() {
-        Some("targets") => None,
+        Some("targets" | "defaults") => None,
         Some("database") if database_is_empty(value) => None,
         Some(key) => Some(key.to_string()),
         None => None,
@@ -133,7 +240,8 @@ fn refuse_orphan_settings(yaml: &YamlFile) -> Result<(), ConfigError> {
             location: yaml.key_position(&[&key]),
             message: format!(
                 "{key} applies to the top-level database, and none is configured (only \
-                 targets); targets inherit nothing: set {key} inside each target"
+                 targets); for every target, set it under defaults: (a target's own \
+                 {key} overrides it)"
             ),
         }),
     }
@@ -268,7 +376,7 @@ targets:
         let empty_conf = tempfile::NamedTempFile::new().unwrap();
         let empty_conf = empty_conf.path().display().to_string();
         for key in keys {
-            if key == "targets" || key == "database" {
+            if ["targets", "defaults", "database"].contains(&key) {
                 continue;
             }
             let value = match key {
@@ -283,5 +391,138 @@ targets:
                 "{key}: {message}"
             );
         }
+    }
+
+    const WITH_DEFAULTS: &str = "\
+defaults:
+  service_down_time: 90s
+  poll_interval: 5s
+  compatibility: {openstack_exporter: true}
+targets:
+  east:
+    database:
+      url: mysql://u:p@east/cinder
+  west:
+    database:
+      url: mysql://u:p@west/cinder
+    service_down_time: 20s
+    compatibility: {openstack_exporter: false}
+";
+
+    #[test]
+    fn targets_inherit_defaults_and_override_them() {
+        let setup = parse_setup(WITH_DEFAULTS, "c.yml", None).unwrap();
+        assert!(setup.main.is_none());
+        let (east, west) = (&setup.targets[0].config, &setup.targets[1].config);
+        assert_eq!(east.judging.service_down_time, Duration::from_secs(90));
+        assert_eq!(west.judging.service_down_time, Duration::from_secs(20));
+        assert_eq!(east.polling.poll_interval, Duration::from_secs(5));
+        assert_eq!(west.polling.poll_interval, Duration::from_secs(5));
+        assert!(east.output.compatibility.openstack_exporter);
+        assert!(!west.output.compatibility.openstack_exporter);
+        // Defaults apply to targets only, never to a top-level database.
+        let text = format!("{WITH_DEFAULTS}database:\n  url: mysql://u:p@top/cinder\n");
+        let main = parse_setup(&text, "c.yml", None).unwrap().main.unwrap();
+        assert_eq!(main.judging.service_down_time, Duration::from_secs(60));
+        // Nor do the top level's keys apply to targets.
+        let text =
+            format!("service_down_time: 30s\ndatabase:\n  url: mysql://u:p@top/cinder\n{TWO}");
+        let setup = parse_setup(&text, "c.yml", None).unwrap();
+        assert_eq!(
+            setup.main.unwrap().judging.service_down_time,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            setup.targets[0].config.judging.service_down_time,
+            Duration::from_secs(60)
+        );
+    }
+
+    /// Every key a target takes but `database` (as serde lists them for an unknown
+    /// one) means the same under `defaults:` as in the target itself.
+    #[test]
+    fn every_key_is_inherited_the_same_as_set() {
+        let listed = error("no_such_key: 1\n");
+        let keys: Vec<&str> = listed
+            .split("expected one of ")
+            .nth(1)
+            .expect("serde lists the keys")
+            .split(", ")
+            .map(|k| k.trim().trim_matches('`'))
+            .collect();
+        let conf = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(conf.path(), "[DEFAULT]\nservice_down_time = 45\n").unwrap();
+        let conf = conf.path().display().to_string();
+        let target = "targets:\n  east:\n    database: {url: mysql://u:p@east/cinder}\n";
+        for key in keys {
+            if ["targets", "defaults", "database"].contains(&key) {
+                continue;
+            }
+            let value = match key {
+                "cinder_conf" => conf.as_str(),
+                "compatibility" => "{openstack_exporter: true}",
+                "poll_interval" => "3s",
+                _ => "40s",
+            };
+            let inherited = format!("defaults:\n  {key}: {value}\n{target}");
+            let own = format!("{target}    {key}: {value}\n");
+            let plain = parse_setup(target, "c.yml", None).unwrap().targets;
+            let inherited = parse_setup(&inherited, "c.yml", None).unwrap().targets;
+            let own = parse_setup(&own, "c.yml", None).unwrap().targets;
+            assert_eq!(inherited[0].config, own[0].config, "{key}");
+            assert_ne!(
+                inherited[0].config, plain[0].config,
+                "{key} makes a difference"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_errors_point_into_defaults() {
+        // A check that fails on a defaulted key points at it in defaults:.
+        let stale =
+            WITH_DEFAULTS.replace("poll_interval: 5s", "poll_interval: 5s\n  stale_after: 2s");
+        assert!(
+            error(&stale).starts_with("c.yml:4:3: target \"east\": stale_after"),
+            "{}",
+            error(&stale)
+        );
+        // A value of the wrong kind, as serde reads it.
+        let bad = WITH_DEFAULTS.replace("90s", "soon");
+        assert!(error(&bad).starts_with("c.yml:2:22: "), "{}", error(&bad));
+        let shared = WITH_DEFAULTS.replace(
+            "defaults:\n",
+            "defaults:\n  database: {url: mysql://u@x/c}\n",
+        );
+        assert!(
+            error(&shared).starts_with("c.yml:2:3: defaults cannot set database"),
+            "{}",
+            error(&shared)
+        );
+        let nested = WITH_DEFAULTS.replace("defaults:\n", "defaults:\n  targets: {}\n");
+        assert!(
+            error(&nested).starts_with("c.yml:2:3: defaults cannot hold targets"),
+            "{}",
+            error(&nested)
+        );
+        let in_target = format!("{WITH_DEFAULTS}    defaults: {{}}\n");
+        assert!(
+            error(&in_target).starts_with("c.yml:14:5: target \"west\": defaults cannot be nested"),
+            "{}",
+            error(&in_target)
+        );
+        let alone = "defaults:\n  poll_interval: 5s\ndatabase:\n  url: mysql://u@x/c\n";
+        assert!(
+            error(alone).starts_with("c.yml:1:1: defaults applies to every target"),
+            "{}",
+            error(alone)
+        );
+        // The old surprise: a top-level key beside only targets names defaults:.
+        let orphan = format!("poll_interval: 5s\n{WITH_DEFAULTS}");
+        assert!(
+            error(&orphan).contains("set it under defaults:"),
+            "{}",
+            error(&orphan)
+        );
     }
 }

@@ -25,7 +25,7 @@ use super::basic_auth::{BasicAuth, REALM};
 use super::config::WebSecurity;
 use super::probe::{probe, unknown_target};
 use super::status_page::{self, PageContext};
-use crate::judgement::{readiness, Judgement};
+use crate::judgement::{readiness, readiness_rule, Judgement};
 use crate::metrics::own::{self, Endpoint};
 use crate::metrics::{ExpositionWriter, MetricsBody};
 use crate::served::{Served, ServedDatabase};
@@ -192,9 +192,10 @@ impl App {
     }
 
     /// The live status page of the top-level database, or of `?target=NAME`; with
-    /// only targets and none named, the list of them.
+    /// only targets and none named, the landing page: every target's health.
     fn status_page(&self, served: &Served, query: Option<&str>) -> Response<ResponseBody> {
         let timer = own::start_scrape(Endpoint::StatusPage);
+        let now = Instant::now();
         let targets: Vec<&str> = served.target_names().collect();
         let wanted = query.and_then(target_parameter);
         let shown = match wanted.as_deref() {
@@ -204,16 +205,22 @@ impl App {
             },
             None => served.main.as_ref(),
         };
+        let readiness = readiness_note(served, now);
+        let context = PageContext {
+            telemetry_path: &self.telemetry_path,
+            target: shown.and_then(|database| database.name.as_deref()),
+            targets: &targets,
+            readiness: &readiness,
+        };
         let page = match shown {
-            Some(database) => {
-                let context = PageContext {
-                    telemetry_path: &self.telemetry_path,
-                    target: database.name.as_deref(),
-                    targets: &targets,
-                };
-                status_page::render(&Judgement::of(database, Instant::now()), &context)
+            Some(database) => status_page::render(&Judgement::of(database, now), &context),
+            None => {
+                let judged = served
+                    .targets()
+                    .map(|t| (t.name.as_deref().unwrap_or(""), Judgement::of(t, now)))
+                    .collect();
+                status_page::landing(judged, &context)
             }
-            None => status_page::index(&targets, &self.telemetry_path),
         };
         let mut response = Response::new(Either::Left(Full::new(Bytes::from(page))));
         let headers = response.headers_mut();
@@ -226,6 +233,15 @@ impl App {
         drop(timer);
         response
     }
+}
+
+/// The readiness rule for the databases served, and whether it holds at `now`.
+fn readiness_note(served: &Served, now: Instant) -> String {
+    let state = match readiness(served, now) {
+        Ok(()) => "ready now".to_string(),
+        Err(why) => format!("not ready now: {why}"),
+    };
+    format!("{} ({state})", readiness_rule(served))
 }
 
 /// The top-level database's exposition with the process metrics; with only

@@ -1,19 +1,25 @@
 //! The live status page at `/`: every service with both of cinder's verdicts, its
-//! cause and clock, the clusters, and the exporter's own state, as plain HTML that
-//! refreshes itself and needs no JavaScript.
+//! cause and clock, its early warning (what `CinderServiceHeartbeatsMissed` sees), the
+//! clusters, and the exporter's own state, as plain HTML that refreshes itself and
+//! needs no JavaScript. With only targets, `/` is the landing page instead: every
+//! target's health, worst first.
 //!
 //! It is rendered from a [`Judgement`] like `/metrics` (no query per view, and the
-//! same verdicts, causes and freshness). Its cost is bounded by design: one pass over
+//! same verdicts, causes and freshness); where a service stands and how they are
+//! counted is the judgement's too. Its cost is bounded by design: one pass over
 //! the services picks at most [`MAX_ROWS`] to show (enabled services that are down
-//! first), so a view at 50,000 services costs one cheap pass and a page of a few
+//! first, then those missing heartbeats), so a view at 50,000 services costs one cheap pass and a page of a few
 //! hundred kilobytes, never a 50,000-row table no browser could use anyway; a note
 //! says how many are not shown. Every text from the database is HTML-escaped: host
 //! names and `disabled_reason` are free text any admin can set.
 
 use std::fmt::Write as _;
 
-use crate::cinder::{ClusterVerdict, Thresholds, Verdict};
-use crate::judgement::{Freshness, Judgement};
+use crate::cinder::{ClusterVerdict, Thresholds};
+use crate::judgement::{
+    EarlyWarning, Freshness, JudgedService, Judgement, ServiceCounts, Standing,
+    HEARTBEATS_MISSED_ALERT_AT,
+};
 use crate::snapshot::{ServiceState, Snapshot};
 
 /// Most service rows (and, separately, cluster rows) a view shows.
@@ -29,6 +35,8 @@ pub struct PageContext<'a> {
     pub target: Option<&'a str>,
     /// Every configured target, linked at the foot of the page.
     pub targets: &'a [&'a str],
+    /// When the exporter is ready, for the databases it has, and whether it is now.
+    pub readiness: &'a str,
 }
 
 /// The whole page.
@@ -56,22 +64,160 @@ pub fn render(judgement: &Judgement, context: &PageContext) -> String {
         _ => out.push_str("<p class=\"banner bad\">No successful poll of the database yet.</p>\n"),
     }
     exporter_state(&mut out, judgement);
-    links(&mut out, context.telemetry_path, context.targets);
+    links(&mut out, context);
     out.push_str("</body>\n</html>\n");
     out
 }
 
-/// The page at `/` when there is no top-level database: the targets, each linked.
-pub fn index(targets: &[&str], telemetry_path: &str) -> String {
-    let mut out = String::with_capacity(4 * 1024);
+/// The page at `/` when there is no top-level database: one row per target with its
+/// health, worst first, each linked to its page and its metrics. `targets` are the
+/// targets judged at one instant, by name; `context.target` is unused.
+///
+/// Its cost is one pass over each target's services (as a scrape of each), and at
+/// most [`MAX_ROWS`] rows.
+pub fn landing(targets: Vec<(&str, Judgement)>, context: &PageContext) -> String {
+    let mut out = String::with_capacity(16 * 1024);
     head(&mut out);
-    out.push_str(
-        "<body>\n<header><h1>Cinder services</h1></header>\n\
-         <p>No top-level database is configured; each target has its own page.</p>\n",
+    let _ = writeln!(
+        out,
+        "<body>\n<header><h1>Cinder services &middot; {} targets</h1>\
+         <p class=\"sub\">cinder_exporter {} &middot; refreshes every {REFRESH_SECONDS} s \
+         &middot; no top-level database: each target has its own page</p></header>",
+        targets.len(),
+        env!("CARGO_PKG_VERSION")
     );
-    links(&mut out, telemetry_path, targets);
+    let mut rows: Vec<TargetHealth> = targets
+        .into_iter()
+        .map(|(name, judgement)| TargetHealth {
+            name,
+            counts: judgement.service_counts(),
+            judgement,
+        })
+        .collect();
+    // Stable: equally bad targets stay in name order.
+    rows.sort_by_key(TargetHealth::rank);
+    target_table(&mut out, &rows);
+    links(
+        &mut out,
+        &PageContext {
+            targets: &[],
+            ..*context
+        },
+    );
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// One target on the landing page: its judgement and how its services split.
+struct TargetHealth<'a> {
+    name: &'a str,
+    judgement: Judgement,
+    /// `None` when its services are withheld.
+    counts: Option<ServiceCounts>,
+}
+
+impl TargetHealth<'_> {
+    /// Worst first: database never read, then stale, then enabled services down (the
+    /// most first), then the latest poll failed, then heartbeats missed, then healthy.
+    fn rank(&self) -> (u8, std::cmp::Reverse<usize>) {
+        let counts = self.counts.unwrap_or_default();
+        let class = match self.judgement.freshness() {
+            Freshness::NeverRead => 0,
+            Freshness::Stale => 1,
+            Freshness::Fresh if counts.enabled_down > 0 => 2,
+            Freshness::Fresh if !self.judgement.health().last_poll_ok => 3,
+            Freshness::Fresh if counts.warned > 0 => 4,
+            Freshness::Fresh => 5,
+        };
+        (class, std::cmp::Reverse(counts.enabled_down))
+    }
+
+    /// The "database read" cell: a pill, then what it means.
+    fn database_state(&self) -> &'static str {
+        match (self.judgement.freshness(), self.judgement.health().last_poll_ok) {
+            (Freshness::NeverRead, _) => "<span class=\"pill dn\">never read</span>",
+            (Freshness::Stale, _) => {
+                "<span class=\"pill dn\">stale</span> last good poll older than stale_after; \
+                 services withheld"
+            }
+            (Freshness::Fresh, false) => {
+                "<span class=\"pill dn\">latest poll failed</span> services shown from the last good one"
+            }
+            (Freshness::Fresh, true) => "<span class=\"pill up\">read</span>",
+        }
+    }
+}
+
+fn target_table(out: &mut String, rows: &[TargetHealth]) {
+    let problems = rows.iter().filter(|r| r.rank().0 < 5).count();
+    let _ = writeln!(
+        out,
+        "<h2 id=\"targets\">Targets ({})</h2>\n<p class=\"note\">{problems} with a problem; \
+         worst first: database not read, enabled services down, latest poll failed, \
+         heartbeats missed.</p>",
+        rows.len()
+    );
+    if rows.len() > MAX_ROWS {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">Showing the {MAX_ROWS} worst of {} targets.</p>",
+            rows.len()
+        );
+    }
+    out.push_str(
+        "<div class=\"wrap\"><table>\n<thead><tr><th>Target</th><th>Database</th>\
+         <th>Last good poll</th><th>Enabled, down</th><th>Enabled, up</th><th>Disabled</th>\
+         <th>Up, heartbeats missed</th><th>Metrics</th></tr></thead>\n<tbody>\n",
+    );
+    for row in rows.iter().take(MAX_ROWS) {
+        target_row(out, row);
+    }
+    if rows.is_empty() {
+        out.push_str("<tr><td colspan=\"8\" class=\"note\">No targets.</td></tr>\n");
+    }
+    out.push_str("</tbody></table></div>\n");
+}
+
+fn target_row(out: &mut String, row: &TargetHealth) {
+    let class = match row.rank().0 {
+        0..=3 => "down",
+        4 => "warn",
+        _ => "",
+    };
+    let mut name = String::new();
+    escape(&mut name, row.name);
+    let query: String = url::form_urlencoded::byte_serialize(row.name.as_bytes()).collect();
+    let _ = write!(
+        out,
+        "<tr class=\"{class}\"><td><a href=\"/?target={query}\">{name}</a></td><td>{}</td><td class=\"num\">",
+        row.database_state()
+    );
+    match row.judgement.last_good_poll_age() {
+        Some(age) => {
+            let _ = write!(out, "{:.1} s ago", age.as_secs_f64());
+        }
+        None => out.push_str("never"),
+    }
+    out.push_str("</td>");
+    match row.counts {
+        Some(c) => {
+            let down = match c.enabled_down {
+                0 => "0".to_string(),
+                n => format!("<span class=\"pill dn\">{n}</span>"),
+            };
+            let _ = write!(
+                out,
+                "<td class=\"num\">{down}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td>",
+                c.enabled_up, c.disabled, c.warned
+            );
+        }
+        None => out.push_str(&"<td class=\"num\">&ndash;</td>".repeat(4)),
+    }
+    let _ = writeln!(
+        out,
+        "<td><a href=\"/probe?target={query}\">metrics</a></td></tr>"
+    );
 }
 
 fn head(out: &mut String) {
@@ -93,49 +239,37 @@ h2{font-size:1.1rem;margin:1.5rem 0 .5rem}.sub{margin:0 0 .8rem;color:#616e7c}\
 table{border-collapse:collapse;background:#fff;border:1px solid #d9dee4;width:100%}\
 th,td{padding:.3rem .6rem;text-align:left;border-bottom:1px solid #eef0f3;vertical-align:top}\
 th{background:#eef0f3;font-weight:600;white-space:nowrap}td:nth-child(2),td:nth-child(3){white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
-tr.down td{background:#fdecea}tr.disabled td{color:#7b8794}\
+tr.down td{background:#fdecea}tr.warn td{background:#fff8e1}.card.warn b{color:#b26a00}tr.disabled td{color:#7b8794}\
 .pill{display:inline-block;border-radius:9px;padding:0 .5rem;font-size:.85em;font-weight:600}\
 .up{background:#e3f4e4;color:#1b5e20}.dn{background:#c62828;color:#fff}.off{background:#e4e7eb;color:#52606d}\
 .note{color:#616e7c}.banner{padding:.6rem .9rem;border-radius:6px}.banner.bad{background:#fdecea;color:#8e1c1c}\
 dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem;background:#fff;border:1px solid #d9dee4;padding:.6rem .9rem;border-radius:6px}\
 dt{color:#616e7c}dd{margin:0}.wrap{overflow-x:auto}footer{margin-top:1.5rem}footer a{margin-right:1rem}";
 
-/// How the services split, counted in the one pass that also picks the rows shown.
-#[derive(Default)]
-struct Counts {
-    enabled_down: usize,
-    enabled_up: usize,
-    disabled: usize,
-}
-
 fn services_and_clusters(out: &mut String, snapshot: &Snapshot, judgement: &Judgement) {
-    let verdict = |s: &ServiceState| judgement.service(s);
-    // One pass: counts, and the enabled-down services first (up to the cap), then the
-    // others in table order, without sorting or keeping all verdicts.
-    let mut counts = Counts::default();
-    let mut shown_down = Vec::new();
-    let mut shown_rest = Vec::new();
+    // One pass: counts, and the rows to show by standing (enabled and down, then
+    // warned, then the others in table order), each list capped, without sorting or
+    // keeping every verdict.
+    let mut counts = ServiceCounts::default();
+    let mut down = Vec::new();
+    let mut warned = Vec::new();
+    let mut rest = Vec::new();
     for (index, service) in snapshot.services.iter().enumerate() {
-        let v = verdict(service);
-        let is_down = !(v.api_up && v.scheduler_up);
-        if !service.enabled {
-            counts.disabled += 1;
-        } else if is_down {
-            counts.enabled_down += 1;
-        } else {
-            counts.enabled_up += 1;
-        }
-        if service.enabled && is_down {
-            if shown_down.len() < MAX_ROWS {
-                shown_down.push((index, v));
-            }
-        } else if shown_rest.len() < MAX_ROWS {
-            shown_rest.push((index, v));
+        let judged = judgement.judge(service);
+        counts.add(judged.standing);
+        let list = match judged.standing {
+            Standing::EnabledDown => &mut down,
+            Standing::EnabledWarned => &mut warned,
+            Standing::EnabledUp | Standing::Disabled => &mut rest,
+        };
+        if list.len() < MAX_ROWS {
+            list.push((index, judged));
         }
     }
-    let shown: Vec<(usize, Verdict)> = shown_down
+    let shown: Vec<(usize, JudgedService)> = down
         .into_iter()
-        .chain(shown_rest)
+        .chain(warned)
+        .chain(rest)
         .take(MAX_ROWS)
         .collect();
     let cluster_verdicts = judgement.clusters();
@@ -144,7 +278,7 @@ fn services_and_clusters(out: &mut String, snapshot: &Snapshot, judgement: &Judg
     cluster_table(out, snapshot, &cluster_verdicts);
 }
 
-fn summary(out: &mut String, counts: &Counts, clusters: &[ClusterVerdict]) {
+fn summary(out: &mut String, counts: &ServiceCounts, clusters: &[ClusterVerdict]) {
     let card = |out: &mut String, class: &str, value: String, label: &str| {
         let _ = write!(
             out,
@@ -161,6 +295,14 @@ fn summary(out: &mut String, counts: &Counts, clusters: &[ClusterVerdict]) {
     );
     card(out, "ok", counts.enabled_up.to_string(), "enabled, up");
     card(out, "", counts.disabled.to_string(), "disabled");
+    if counts.warned > 0 {
+        card(
+            out,
+            "warn",
+            counts.warned.to_string(),
+            "up, heartbeats missed",
+        );
+    }
     if !clusters.is_empty() {
         let up = clusters.iter().filter(|c| c.up).count();
         let class = if up < clusters.len() { "bad" } else { "ok" };
@@ -177,7 +319,7 @@ fn summary(out: &mut String, counts: &Counts, clusters: &[ClusterVerdict]) {
 fn service_table(
     out: &mut String,
     snapshot: &Snapshot,
-    shown: &[(usize, Verdict)],
+    shown: &[(usize, JudgedService)],
     thresholds: &Thresholds,
 ) {
     let total = snapshot.services.len();
@@ -186,7 +328,7 @@ fn service_table(
         let _ = writeln!(
             out,
             "<p class=\"note\">Showing {} of {total} services: enabled services that are down \
-             first, then the others by binary and host. Every service is on the metrics \
+             first, then those missing heartbeats, then the others by binary and host. Every service is on the metrics \
              endpoint and the dashboard.</p>",
             shown.len()
         );
@@ -194,29 +336,34 @@ fn service_table(
     let _ = writeln!(
         out,
         "<p class=\"note\">Down after {:.0} s without a heartbeat (service_down_time); \
-         cinder-api judges abs(age), the scheduler judges updated_at alone.</p>",
+         cinder-api judges abs(age), the scheduler judges updated_at alone. Heartbeats \
+         missed: floor(silence / interval &minus; 0.5), as CinderServiceHeartbeatsMissed \
+         computes it (it fires from {HEARTBEATS_MISSED_ALERT_AT} on an enabled service); \
+         silence: how long report_count has certainly not advanced, as of the latest poll.</p>",
         thresholds.service_down_time
     );
     out.push_str(
         "<div class=\"wrap\"><table>\n<thead><tr><th>Host</th><th>Binary</th><th>Zone</th>\
          <th>cinder-api</th><th>Scheduler</th><th>Status</th><th>Cause</th>\
-         <th>Heartbeat age</th><th>Clock offset</th><th>Interval</th></tr></thead>\n<tbody>\n",
+         <th>Heartbeat age</th><th>Clock offset</th><th>Interval</th>\
+         <th>Heartbeats missed</th><th>Silence</th></tr></thead>\n<tbody>\n",
     );
-    for (index, verdict) in shown {
-        service_row(out, &snapshot.services[*index], verdict);
+    for (index, judged) in shown {
+        service_row(out, &snapshot.services[*index], judged);
     }
     if shown.is_empty() {
-        out.push_str("<tr><td colspan=\"10\" class=\"note\">No services in the table.</td></tr>\n");
+        out.push_str("<tr><td colspan=\"12\" class=\"note\">No services in the table.</td></tr>\n");
     }
     out.push_str("</tbody></table></div>\n");
 }
 
-fn service_row(out: &mut String, service: &ServiceState, v: &Verdict) {
-    let text = &service.text;
-    let class = match (service.enabled, v.api_up && v.scheduler_up) {
-        (false, _) => "disabled",
-        (true, false) => "down",
-        (true, true) => "",
+fn service_row(out: &mut String, service: &ServiceState, judged: &JudgedService) {
+    let (text, v) = (&service.text, &judged.verdict);
+    let class = match judged.standing {
+        Standing::Disabled => "disabled",
+        Standing::EnabledDown => "down",
+        Standing::EnabledWarned => "warn",
+        Standing::EnabledUp => "",
     };
     let _ = write!(out, "<tr class=\"{class}\"><td>");
     escape(out, &text.host);
@@ -253,7 +400,25 @@ fn service_row(out: &mut String, service: &ServiceState, v: &Verdict) {
     }
     out.push_str("</td><td class=\"num\">");
     seconds(out, service.diagnosis.heartbeat_interval, false);
+    out.push_str("</td><td class=\"num\">");
+    early_warning(out, &judged.early_warning);
     out.push_str("</td></tr>\n");
+}
+
+/// The early-warning cells: heartbeats missed (a pill when the alert fires), then
+/// the silence.
+fn early_warning(out: &mut String, warning: &EarlyWarning) {
+    match warning.heartbeats_missed {
+        Some(missed) if warning.alerting => {
+            let _ = write!(out, "<span class=\"pill dn\">{missed}</span>");
+        }
+        Some(missed) => {
+            let _ = write!(out, "{missed}");
+        }
+        None => out.push_str("&ndash;"),
+    }
+    out.push_str("</td><td class=\"num\">");
+    seconds(out, Some(warning.silence), false);
 }
 
 fn cluster_table(out: &mut String, snapshot: &Snapshot, verdicts: &[ClusterVerdict]) {
@@ -350,10 +515,10 @@ fn exporter_state(out: &mut String, judgement: &Judgement) {
     );
 }
 
-fn links(out: &mut String, telemetry_path: &str, targets: &[&str]) {
-    if !targets.is_empty() {
+fn links(out: &mut String, context: &PageContext) {
+    if !context.targets.is_empty() {
         out.push_str("<nav><h2>Targets</h2>");
-        for target in targets {
+        for target in context.targets {
             let mut name = String::new();
             escape(&mut name, target);
             let query: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
@@ -365,11 +530,13 @@ fn links(out: &mut String, telemetry_path: &str, targets: &[&str]) {
         out.push_str("</nav>\n");
     }
     out.push_str("<footer><a href=\"");
-    escape(out, telemetry_path);
+    escape(out, context.telemetry_path);
     out.push_str(
         "\">Metrics</a><a href=\"/-/healthy\">Health</a><a href=\"/-/ready\">Readiness</a>\
-         <span class=\"note\">ready once the first poll of the database succeeded</span></footer>\n",
+         <span class=\"note\" id=\"readiness\">",
     );
+    escape(out, context.readiness);
+    out.push_str("</span></footer>\n");
 }
 
 fn pill(out: &mut String, up: bool) {
@@ -469,6 +636,7 @@ mod tests {
             telemetry_path: "/me\"trics",
             target: None,
             targets: &["east<1>"],
+            readiness: "ready once <x>",
         };
         render(&judgement, &context)
     }

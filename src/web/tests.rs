@@ -32,7 +32,13 @@ fn database(name: Option<&str>, yaml: &str) -> ServedDatabase {
 
 /// Publishes a successful poll of one service `host`, heartbeating 5 s ago.
 fn publish_one(database: &ServedDatabase, host: &str) {
-    let service = ServiceState {
+    publish(database, vec![service(host)]);
+}
+
+/// An enabled service `host` that heartbeated 5 s before the poll, with no interval
+/// observed yet.
+fn service(host: &str) -> ServiceState {
+    ServiceState {
         labels: LabelSet::new([
             ("host", host),
             ("binary", "cinder-volume"),
@@ -55,12 +61,16 @@ fn publish_one(database: &ServedDatabase, host: &str) {
             host: host.into(),
             ..ServiceText::default()
         },
-    };
+    }
+}
+
+/// Publishes a successful poll, at reference time 1,005, of `services`.
+fn publish(database: &ServedDatabase, services: Vec<ServiceState>) {
     database.state.publish(Published {
         snapshot: Some(Arc::new(Snapshot {
             reference_time: 1_005.0,
             taken_at: Instant::now(),
-            services: vec![service],
+            services,
             clusters: Vec::new(),
             compat_labels: false,
         })),
@@ -191,6 +201,87 @@ async fn probe_serves_each_target_and_names_the_known_ones() {
     assert!(!metrics.contains("cinder_up"), "{metrics}");
     let (_, page) = get(&app, "/").await;
     assert!(page.contains("href=\"/?target=east\"") && page.contains("href=\"/?target=west\""));
+}
+
+#[tokio::test]
+async fn the_landing_page_shows_every_target_worst_first() {
+    let (east, west) = (database(Some("east"), ""), database(Some("we<st>"), ""));
+    let (north, south) = (database(Some("north"), ""), database(Some("south"), ""));
+    let mut down = service("d@lvm");
+    (down.last_heartbeat, down.updated_at) = (Some(900), Some(900));
+    let mut disabled = service("off@lvm");
+    disabled.enabled = false;
+    publish(&east, vec![service("e@lvm"), down, disabled]);
+    publish_failure(&west);
+    publish_one(&north, "n@lvm");
+    let app = app([east, west, north, south]);
+    let (status, page) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    // Each name escaped, linked to its page and its metrics.
+    assert!(!page.contains("we<st>"), "{page}");
+    let west_link = "<a href=\"/?target=we%3Cst%3E\">we&lt;st&gt;</a>";
+    assert!(page.contains(west_link), "{page}");
+    assert!(page.contains("href=\"/probe?target=we%3Cst%3E\""));
+    // Worst first: never read (south, west, by name), then services down, then healthy.
+    let rows: Vec<usize> = [
+        "/?target=south\"",
+        "/?target=we%3Cst%3E\"",
+        "/?target=east\"",
+        "/?target=north\"",
+    ]
+    .iter()
+    .map(|link| page.find(link).unwrap_or_else(|| panic!("{link}: {page}")))
+    .collect();
+    assert!(rows.windows(2).all(|w| w[0] < w[1]), "{rows:?}\n{page}");
+    // east: one enabled down, one up, one disabled; north: one up.
+    let east_row = &page[rows[2]..rows[3]];
+    assert!(
+        east_row.contains(
+            "<span class=\"pill dn\">1</span></td><td class=\"num\">1</td><td class=\"num\">1</td>"
+        ),
+        "{east_row}"
+    );
+    assert!(page[rows[1]..rows[2]].contains("never read"));
+    assert!(
+        page.contains(
+            "ready once every target&#39;s first poll has ended, well or not (not ready now"
+        ),
+        "{page}"
+    );
+    assert!(!page.contains("first poll of the database succeeded"));
+}
+
+#[tokio::test]
+async fn the_status_page_shows_the_early_warning_and_the_readiness_rule() {
+    let main = database(None, "");
+    let mut warned = service("warned@lvm");
+    warned.diagnosis.heartbeat_interval = Some(1.0);
+    // 4.5 s silent at a 1 s pace: floor(4.5 - 0.5) = 4 heartbeats missed, still up.
+    warned.heartbeat_silence = 4.5;
+    let mut fine = service("fine@lvm");
+    fine.diagnosis.heartbeat_interval = Some(10.0);
+    fine.heartbeat_silence = 4.5;
+    publish(&main, vec![fine, warned]);
+    let app = app([main]);
+    let (_, page) = get(&app, "/").await;
+    // The warned service comes first, its count a red pill; the other shows 0.
+    let (warned_at, fine_at) = (
+        page.find("warned@lvm").unwrap(),
+        page.find("fine@lvm").unwrap(),
+    );
+    assert!(warned_at < fine_at, "{page}");
+    let warned_row = &page[warned_at..fine_at];
+    assert!(
+        warned_row.contains("<span class=\"pill dn\">4</span></td><td class=\"num\">4.5 s</td>"),
+        "{warned_row}"
+    );
+    assert!(page[fine_at..].contains("<td class=\"num\">0</td><td class=\"num\">4.5 s</td>"));
+    assert!(page.contains("<tr class=\"warn\">"));
+    assert!(page.contains("<b>1</b>up, heartbeats missed"));
+    assert!(
+        page.contains("ready once the first poll of the database succeeded (ready now)"),
+        "{page}"
+    );
 }
 
 #[tokio::test]

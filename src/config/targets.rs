@@ -9,7 +9,9 @@
 
 use std::path::Path;
 
-use super::{no_database, resolve, Config, ConfigError, FileConfig, YamlFile};
+use super::{
+    keys_valid_where_they_sit, no_database, resolve, Config, ConfigError, FileConfig, YamlFile,
+};
 
 /// The whole configuration: the top-level database, if one is configured, and the
 /// named targets, sorted by name.
@@ -54,7 +56,7 @@ pub fn parse_setup(
     env_database_url: Option<String>,
 ) -> Result<Setup, ConfigError> {
     let yaml = YamlFile::new(text, origin);
-    let file: FileConfig = yaml.parse_or_default()?;
+    let file: FileConfig = yaml.parse_or_default().map_err(keys_valid_where_they_sit)?;
     let main = resolve(&file, env_database_url, &|path| yaml.key_position(path))?;
     let mut targets = Vec::new();
     for (name, section) in file.targets.iter().flatten() {

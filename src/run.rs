@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::cli::{bind_address, Cli};
+use crate::cli::{bind_address, Cli, LogFormat};
 use crate::config::{Config, Setup, DATABASE_URL_ENV};
 use crate::metrics::own;
 use crate::pollers::Pollers;
@@ -31,22 +31,28 @@ enum StartError {
 }
 
 impl StartError {
-    fn report(self) -> ExitCode {
+    /// Says why on stderr: one line as command-line tools write it, or, where the log
+    /// is JSON, a JSON log line, so that a log pipeline parses every line.
+    fn report(self, format: LogFormat) -> ExitCode {
         let (message, status) = match self {
             StartError::Config(m) => (m, ExitCode::from(EXIT_CONFIG_ERROR)),
             StartError::Other(m) => (m, ExitCode::FAILURE),
         };
-        eprintln!("cinder_exporter: error: {message}");
+        match format {
+            LogFormat::Json => error!(error = message, "cannot start"),
+            LogFormat::Logfmt => eprintln!("cinder_exporter: error: {message}"),
+        }
         status
     }
 }
 
 /// Runs the exporter until SIGTERM/SIGINT. Returns the process exit status.
 pub fn main_with(cli: Cli) -> ExitCode {
-    logging::init(cli.log_level, cli.log_format);
+    let format = cli.log_format;
+    logging::init(cli.log_level, format);
     match start(cli) {
         Ok(status) => status,
-        Err(error) => error.report(),
+        Err(error) => error.report(format),
     }
 }
 

@@ -141,6 +141,26 @@ fn json_lines_each_parse_with_ts_level_and_msg() {
     }
 }
 
+#[test]
+fn a_start_up_error_is_a_json_line_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(&config, "targets: {west: {service_downtime: 20s}}\n").unwrap();
+    let shown = config.display().to_string();
+    let (code, stderr) =
+        common::run_exporter_to_exit(&["--log.format", "json", "--config.file", &shown], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let event: serde_json::Value = serde_json::from_str(&stderr).expect("one JSON line");
+    assert_eq!(event["level"], "error", "{event}");
+    assert_eq!(event["msg"], "cannot start", "{event}");
+    let error = event["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!("{shown}:1:18: targets.west: unknown field")),
+        "{error}"
+    );
+}
+
 /// A logfmt line's `key=value` pairs, or why it is not one.
 fn logfmt_pairs(line: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();

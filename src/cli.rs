@@ -37,6 +37,20 @@ pub struct Cli {
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
+
+    /// Output format of log messages: one line per event, `ts`, `level`, `msg`, then
+    /// the event's fields.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
+    pub log_format: LogFormat,
+}
+
+/// Log line formats accepted by `--log.format`, as Prometheus exporters name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `key=value` pairs, values quoted where they hold a space, `=` or `"`.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Log severities accepted by `--log.level`.

@@ -20,7 +20,8 @@ use crate::cinder::{
 };
 use crate::config::Config;
 use crate::database::{
-    detect_schema, identify_server, read_services, ReadError, Reading, Schema, Server, POLL_QUERY,
+    connect, detect_schema, identify_server, read_services, ReadError, Reading, Schema, Server,
+    POLL_QUERY,
 };
 use crate::metrics::own;
 use crate::series::{
@@ -206,11 +207,12 @@ impl Poller {
     /// what the snapshot needs of it. Trackers of rows that are gone are dropped only
     /// once the whole table has been read.
     async fn read(&mut self) -> Result<(Reading, Vec<ServiceState>), ReadError> {
-        let mut conn = self.pool.get_conn().await.map_err(ReadError::Database)?;
+        let address = self.config.connection.database.address();
+        let mut conn = connect(&self.pool, &address).await?;
         if self.schema.is_none() {
             let schema = detect_schema(&mut conn).await?;
             debug!(
-                absent = ?schema.absent(),
+                absent = schema.absent().join(","),
                 query = POLL_QUERY,
                 "services table columns detected"
             );
@@ -219,7 +221,7 @@ impl Poller {
             if self.server.as_ref() != Some(&server) {
                 info!(
                     version = server.version,
-                    stamps = ?server.stamps,
+                    stored_seconds = server.stored_seconds(),
                     "database server identified; clock-offset bounds follow how it stores seconds"
                 );
                 self.server = Some(server);
@@ -263,8 +265,8 @@ impl Poller {
         if let Some(known) = &self.schema {
             if !known.same_columns(found) {
                 info!(
-                    absent = ?found.absent(),
-                    was_absent = ?known.absent(),
+                    absent = found.absent().join(","),
+                    was_absent = known.absent().join(","),
                     "services table columns changed (cinder db sync?); reading the new ones"
                 );
             }

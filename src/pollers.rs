@@ -176,7 +176,10 @@ impl Running {
         );
         let (thread, span) = match name {
             None => ("poller".to_string(), tracing::Span::none()),
-            Some(name) => (format!("poll-{name}"), tracing::info_span!("target", name)),
+            Some(name) => (
+                format!("poll-{name}"),
+                tracing::info_span!("poller", target = name),
+            ),
         };
         let run = poller.run(receiver, shutdown).instrument(span);
         let stopped = spawn_poller(run, thread);

@@ -1,7 +1,8 @@
 //! Wiring: configuration in, poller and HTTP server started, signals out. Each step is
 //! its own short function so that what happens at start-up reads top to bottom.
 
-use std::io::IsTerminal;
+mod logging;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::cli::{bind_address, Cli};
+use crate::cli::{bind_address, Cli, LogFormat};
 use crate::config::{Config, Setup, DATABASE_URL_ENV};
 use crate::metrics::own;
 use crate::pollers::Pollers;
@@ -30,27 +31,28 @@ enum StartError {
 }
 
 impl StartError {
-    fn report(self) -> ExitCode {
+    /// Says why on stderr: one line as command-line tools write it, or, where the log
+    /// is JSON, a JSON log line, so that a log pipeline parses every line.
+    fn report(self, format: LogFormat) -> ExitCode {
         let (message, status) = match self {
             StartError::Config(m) => (m, ExitCode::from(EXIT_CONFIG_ERROR)),
             StartError::Other(m) => (m, ExitCode::FAILURE),
         };
-        eprintln!("cinder_exporter: error: {message}");
+        match format {
+            LogFormat::Json => error!(error = message, "cannot start"),
+            LogFormat::Logfmt => eprintln!("cinder_exporter: error: {message}"),
+        }
         status
     }
 }
 
 /// Runs the exporter until SIGTERM/SIGINT. Returns the process exit status.
 pub fn main_with(cli: Cli) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(cli.log_level.as_tracing())
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let format = cli.log_format;
+    logging::init(cli.log_level, format);
     match start(cli) {
         Ok(status) => status,
-        Err(error) => error.report(),
+        Err(error) => error.report(format),
     }
 }
 
@@ -205,10 +207,18 @@ fn log_start(cli: &Cli, setup: &Setup, security: &WebSecurity, listener: &TcpLis
     for target in &setup.targets {
         log_database(&target.name, "/probe", &target.config);
     }
+    let (tls, client_certificates) = match &security.tls {
+        None => ("off".to_string(), None),
+        Some((settings, _)) => (
+            format!("{}..{}", settings.min_version, settings.max_version),
+            Some(settings.client_auth.to_string()),
+        ),
+    };
     info!(
         web_config = %cli.web_config_file.as_ref().map_or("none".into(), |p| p.display().to_string()),
-        tls = %security.tls_mode(),
-        auth = %security.auth_mode(),
+        tls,
+        client_certificates,
+        basic_auth_users = security.basic_auth.as_ref().map_or(0, |a| a.user_count()),
         "HTTP endpoint security"
     );
     if security.basic_auth.is_some() && security.tls.is_none() {
@@ -222,14 +232,18 @@ fn log_start(cli: &Cli, setup: &Setup, security: &WebSecurity, listener: &TcpLis
 /// One database's settings in the start-up log, and its probable mistakes; `target`
 /// is "" for the top-level database.
 fn log_database(target: &str, path: &str, config: &Config) {
+    let (connection, judging) = (&config.connection, &config.judging);
     info!(
         target,
         path,
-        connection = %config.connection,
-        database_from = %config.source,
-        polling = %config.polling,
-        judging = %config.judging,
-        output = %config.output,
+        database = connection.database.redacted(),
+        database_from = config.source,
+        query_timeout = seconds(connection.query_timeout),
+        poll_interval = seconds(config.polling.poll_interval),
+        service_down_time = seconds(judging.service_down_time),
+        report_interval = seconds(judging.report_interval),
+        stale_after = seconds(judging.stale_after),
+        openstack_exporter_compatibility = config.output.compatibility.openstack_exporter,
         "database"
     );
     let database = &config.connection.database;
@@ -248,4 +262,9 @@ fn log_database(target: &str, path: &str, config: &Config) {
              scheduler among them, raise their own service_down_time to 2.5 x report_interval)"
         );
     }
+}
+
+/// A duration as the log shows it, as Prometheus writes durations: `2s`, `0.5s`.
+fn seconds(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
 }

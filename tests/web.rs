@@ -148,7 +148,7 @@ fn mutual_tls_requires_a_client_certificate_signed_by_the_ca() {
     assert!(
         exporter
             .log()
-            .contains("client certificates: RequireAndVerifyClientCert"),
+            .contains("client_certificates=RequireAndVerifyClientCert"),
         "{}",
         exporter.log()
     );

@@ -114,6 +114,15 @@ impl DatabaseUrl {
         out
     }
 
+    /// Where the server is, as connection errors name it: `host:port`, or the socket.
+    pub fn address(&self) -> String {
+        match &self.socket {
+            Some(socket) => format!("unix socket {socket}"),
+            None if self.host.contains(':') => format!("[{}]:{}", self.host, self.port),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
+
     /// The database name (needed to find the `services` table's columns).
     pub fn database(&self) -> &str {
         &self.database

@@ -192,6 +192,39 @@ struct FileConfig {
     defaults: Option<Box<FileConfig>>,
 }
 
+/// The keys of [`FileConfig`] that only the top level takes: an unknown key inside a
+/// target or `defaults:` must not be told they are valid there.
+const TOP_LEVEL_ONLY_KEYS: [&str; 2] = ["targets", "defaults"];
+
+/// serde lists every key of [`FileConfig`] for an unknown key anywhere in it, targets
+/// included (they are read with the same type): inside a target, the list leaves out
+/// [`TOP_LEVEL_ONLY_KEYS`].
+fn keys_valid_where_they_sit(mut error: ConfigError) -> ConfigError {
+    let Some((path, rest)) = error.message.split_once(": unknown field ") else {
+        return error;
+    };
+    // `targets.NAME` or `defaults`, not deeper (whose lists are another type's).
+    let in_a_target = path == "defaults"
+        || path
+            .strip_prefix("targets.")
+            .is_some_and(|name| !name.contains('.'));
+    if !in_a_target {
+        return error;
+    }
+    let Some((unknown, expected)) = rest.split_once(", expected one of ") else {
+        return error;
+    };
+    let keys: Vec<&str> = expected
+        .split(", ")
+        .filter(|key| !TOP_LEVEL_ONLY_KEYS.contains(&key.trim_matches('`')))
+        .collect();
+    error.message = format!(
+        "{path}: unknown field {unknown}, expected one of {}",
+        keys.join(", ")
+    );
+    error
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct DatabaseSection {
@@ -376,8 +409,10 @@ fn check_stale_after(
         return Err(ConfigError {
             location: at(),
             message: format!(
-                "stale_after ({stale_after:?}) must be at least poll_interval ({poll_interval:?}), \
-                 or every scrape between two polls would withhold the services"
+                "stale_after ({}) must be at least poll_interval ({}), \
+                 or every scrape between two polls would withhold the services",
+                seconds(stale_after),
+                seconds(poll_interval)
             ),
         });
     }
@@ -481,5 +516,70 @@ fn conf_error(error: cinder_conf::ParseError, read: &Path) -> ConfigError {
     ConfigError {
         location: error.location(read),
         message: error.message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        parse_setup(text, "c.yml", None).unwrap_err().to_string()
+    }
+
+    /// Flow style through the whole road (read, resolved, checked): errors serde finds
+    /// while reading and those found afterwards both have a line and column.
+    #[test]
+    fn flow_style_errors_have_a_line_and_column_end_to_end() {
+        let unknown = error("database: {url: x, bogus: 1}\n");
+        assert!(
+            unknown.starts_with("c.yml:1:20: database: unknown field `bogus`"),
+            "{unknown}"
+        );
+        let both = error("database: {url: 'mysql://u@h/db', url_file: /f}\n");
+        assert!(both.starts_with("c.yml:1:35: database.url and"), "{both}");
+        let scheme = error("poll_interval: 2s\ndatabase: {url: 'postgres://u@h/db'}\n");
+        assert!(scheme.starts_with("c.yml:2:12: "), "{scheme}");
+        let target = error("targets: {east: {database: {url: 'postgres://u@h/db'}}}\n");
+        assert!(
+            target.starts_with("c.yml:1:29: target \"east\""),
+            "{target}"
+        );
+        let stale =
+            error("{database: {url: 'mysql://u@h/db'}, poll_interval: 10s, stale_after: 5s}\n");
+        assert!(
+            stale.starts_with("c.yml:1:57: stale_after (5s) must be at least poll_interval (10s)"),
+            "{stale}"
+        );
+        // The web config reads its flow mappings the same way.
+        let web = crate::web::parse_web_config(
+            "tls_server_config: {cert_file: missing.crt, key_file: missing.key}\n",
+            "w.yml",
+            std::path::Path::new("/nonexistent"),
+        )
+        .expect_err("no such certificate")
+        .to_string();
+        assert!(web.starts_with("w.yml:1:21: "), "{web}");
+    }
+
+    #[test]
+    fn an_unknown_key_lists_the_keys_valid_where_it_sits() {
+        let top = error("no_such_key: 1\n");
+        assert!(top.contains("`targets`"), "{top}");
+        for text in [
+            "targets:\n  west:\n    database: {url: 'mysql://u@h/db'}\n    service_downtime: 20s\n",
+            "targets: {west: {service_downtime: 20s}}\n",
+        ] {
+            let inside = error(text);
+            assert!(
+                inside.contains("targets.west: unknown field `service_downtime`, expected one of"),
+                "{inside}"
+            );
+            assert!(inside.contains("`service_down_time`"), "{inside}");
+            assert!(!inside.contains("`targets`"), "{inside}");
+        }
+        // Deeper sections list their own keys, untouched.
+        let deeper = error("targets: {west: {database: {uri: x}}}\n");
+        assert!(deeper.ends_with("expected `url` or `url_file`"), "{deeper}");
     }
 }

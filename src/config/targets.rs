@@ -21,7 +21,9 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use super::{no_database, resolve, Config, ConfigError, FileConfig, YamlFile};
+use super::{
+    keys_valid_where_they_sit, no_database, resolve, Config, ConfigError, FileConfig, YamlFile,
+};
 
 /// The whole configuration: the top-level database, if one is configured, and the
 /// named targets, sorted by name.
@@ -66,7 +68,7 @@ pub fn parse_setup(
     env_database_url: Option<String>,
 ) -> Result<Setup, ConfigError> {
     let yaml = YamlFile::new(text, origin);
-    let file: FileConfig = yaml.parse_or_default()?;
+    let file: FileConfig = yaml.parse_or_default().map_err(keys_valid_where_they_sit)?;
     let main = resolve(&file, env_database_url, &|path| yaml.key_position(path))?;
     // The same text as plain YAML, for the inheritance: the typed read above has
     // checked every key and value already.

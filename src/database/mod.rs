@@ -13,6 +13,7 @@ mod schema;
 mod server;
 
 // The simulator detects the schema as the exporter does; the rest is the poller's.
+pub(crate) use error::connect;
 pub use error::ReadError;
 pub(crate) use read::{read_services, Reading};
 pub use schema::detect_schema;

@@ -7,6 +7,7 @@ use chrono::NaiveDateTime;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 
+use super::error::query_failed;
 use super::schema::{Optional, Required, POLL_QUERY};
 use super::{ReadError, Schema};
 use crate::cinder::ServiceRow;
@@ -39,10 +40,10 @@ pub async fn read_services(
     let sent_at_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    let mut result = conn
-        .query_iter(POLL_QUERY)
-        .await
-        .map_err(ReadError::Database)?;
+    let mut result = match conn.query_iter(POLL_QUERY).await {
+        Ok(result) => result,
+        Err(error) => return Err(query_failed(conn, error).await),
+    };
     let names: Vec<String> = result
         .columns_ref()
         .iter()
@@ -183,7 +184,8 @@ impl RowDecoder<'_> {
                 parsed
             }
             other => {
-                self.problem(column, format!("unexpected value {other:?}"));
+                let shown = other.as_sql(true);
+                self.problem(column, format!("unexpected value {shown}"));
                 None
             }
         }
@@ -206,7 +208,7 @@ impl RowDecoder<'_> {
         if parsed.is_none() {
             let shown = match value {
                 Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
-                other => format!("{other:?}"),
+                other => other.as_sql(true),
             };
             self.problem(
                 column,

@@ -4,6 +4,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use super::error::account_and_database;
 use super::ReadError;
 
 /// Columns every cinder release has had; without them this is not a cinder database.
@@ -65,8 +66,8 @@ impl Schema {
         };
         if columns.is_empty() {
             return Err(ReadError::Schema(
-                "the database has no `services` table (or this user may not read it): \
-                 is this the cinder database, and was `GRANT SELECT ON <database>.services` given?"
+                "the database has no `services` table (or this account may not read it): \
+                 is this the cinder database, and was SELECT on its `services` table granted?"
                     .into(),
             ));
         }
@@ -140,7 +141,10 @@ pub enum Optional {
     ActiveBackendId = 7,
 }
 
-/// Reads the `services` table's column names and builds the `Schema` they give.
+/// Reads the `services` table's column names and builds the `Schema` they give. When
+/// the table is invisible or partly visible (information_schema lists only what this
+/// account may read), the error names the account as the server matched it and the
+/// database, so that the GRANT can be copied as it is.
 pub async fn detect_schema(conn: &mut Conn) -> Result<Schema, ReadError> {
     let columns: Vec<String> = conn
         .query(
@@ -149,26 +153,22 @@ pub async fn detect_schema(conn: &mut Conn) -> Result<Schema, ReadError> {
         )
         .await
         .map_err(ReadError::Database)?;
-    if columns.is_empty() {
-        // information_schema lists only what this user may read: say which account and
-        // which database, so that the fix can be copied as it is.
-        let who: Option<(Option<String>, String)> = conn
-            .query_first("SELECT DATABASE(), CURRENT_USER()")
-            .await
-            .map_err(ReadError::Database)?;
-        if let Some((Some(database), account)) = who {
-            let account = match account.rsplit_once('@') {
-                Some((user, host)) => format!("'{user}'@'{host}'"),
-                None => account,
-            };
-            return Err(ReadError::Schema(format!(
-                "no `services` table is visible to {account} in database `{database}`: is this \
-                 the cinder database? The exporter needs only \
-                 GRANT SELECT ON `{database}`.`services` TO {account}"
-            )));
-        }
-    }
-    Schema::from_columns(&columns)
+    let problem = match Schema::from_columns(&columns) {
+        Ok(schema) => return Ok(schema),
+        Err(problem) => problem,
+    };
+    let Some((account, database)) = account_and_database(conn).await else {
+        return Err(problem);
+    };
+    let grant = format!("GRANT SELECT ON `{database}`.`services` TO {account}");
+    Err(ReadError::Schema(if columns.is_empty() {
+        format!(
+            "no `services` table is visible to {account} in database `{database}`: is this \
+             the cinder database? The exporter needs only {grant}"
+        )
+    } else {
+        format!("{problem}: {grant}")
+    }))
 }
 
 #[cfg(test)]

@@ -19,6 +19,20 @@ pub struct Server {
     pub stamps: StampWindow,
 }
 
+impl Server {
+    /// How the server keeps the fraction of a second cinder writes, in words for the
+    /// log: `truncated`, `rounded`, or `truncated_or_rounded` (cinder's sessions decide).
+    pub fn stored_seconds(&self) -> &'static str {
+        if self.stamps == StampWindow::TRUNCATED {
+            "truncated"
+        } else if self.stamps == StampWindow::ROUNDED {
+            "rounded"
+        } else {
+            "truncated_or_rounded"
+        }
+    }
+}
+
 /// Asks the server its version and global `sql_mode` (any account may read both).
 pub async fn identify_server(conn: &mut Conn) -> Result<Server, ReadError> {
     let (version, sql_mode): (String, String) = conn

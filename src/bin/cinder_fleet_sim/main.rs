@@ -268,7 +268,7 @@ async fn has_uuid_column(pool: &Pool) -> Result<bool, String> {
             Err(ReadError::Database(e)) => {
                 warn!(
                     error = %e,
-                    retry_in = ?CONNECT_RETRY,
+                    retry_in_seconds = CONNECT_RETRY.as_secs_f64(),
                     "cannot read the services table's columns"
                 );
                 tokio::time::sleep(CONNECT_RETRY).await;

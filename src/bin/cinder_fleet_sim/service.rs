@@ -252,7 +252,7 @@ impl<'a> Lifecycle<'a> {
             Outcome::Setup(Err(e)) => {
                 warn!(
                     error = %e,
-                    retry_in = ?SETUP_RETRY,
+                    retry_in_seconds = SETUP_RETRY.as_secs_f64(),
                     "cannot find or create the service row"
                 );
                 self.schedule.retry_setup(now);

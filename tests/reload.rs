@@ -10,7 +10,10 @@ use std::time::Duration;
 use common::certs::Pki;
 use common::http::raw_request;
 use common::https::TlsClient;
-use common::{wait_until, Database, Exporter, ExporterOptions, Schema, Scrape, Simulator};
+use common::{
+    run_exporter_to_exit, wait_until, Database, Exporter, ExporterOptions, Schema, Scrape,
+    Simulator,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -200,4 +203,69 @@ fn the_web_config_and_the_certificate_follow_their_files() {
     exporter.hangup();
     exporter.wait_for_log("configuration reloaded");
     assert_eq!(healthy(&renewed), Ok(401));
+}
+
+#[test]
+fn a_fifo_or_a_device_is_refused_at_start_and_on_reload_and_sigterm_still_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("cinder.conf");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let huge = dir.path().join("huge");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let config = dir.path().join("config.yml");
+    for (yaml, expected) in [
+        (
+            format!("cinder_conf: {}\n", fifo.display()),
+            format!(
+                "{}: cannot read cinder.conf: not a regular file (a FIFO)",
+                fifo.display()
+            ),
+        ),
+        (
+            "database:\n  url_file: /dev/zero\n".to_string(),
+            "cannot read /dev/zero: not a regular file (a character device)".to_string(),
+        ),
+        (
+            format!("database:\n  url_file: {}\n", huge.display()),
+            format!(
+                "cannot read {}: larger than 1048576 bytes (1 MiB)",
+                huge.display()
+            ),
+        ),
+    ] {
+        std::fs::write(&config, &yaml).unwrap();
+        let (code, stderr) =
+            run_exporter_to_exit(&["--config.file", config.to_str().unwrap()], &[]);
+        assert_eq!(code, Some(2), "{yaml}: {stderr}");
+        assert!(stderr.contains(&expected), "{yaml}: {stderr}");
+    }
+
+    // On a reload: refused, the running configuration kept, and SIGTERM answered.
+    let mut exporter = Exporter::start(
+        ExporterOptions::without_database().with_config("service_down_time: 45s\n"),
+    );
+    let good = std::fs::read_to_string(exporter.config_path()).unwrap();
+    exporter.rewrite_config(&format!("{good}cinder_conf: {}\n", fifo.display()));
+    exporter.hangup();
+    let logged = exporter.wait_for_log("reload failed");
+    assert!(logged.contains("not a regular file (a FIFO)"), "{logged}");
+    let refused = post_reload(&exporter);
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert!(refused.body.contains("(a FIFO)"), "{}", refused.body);
+    assert_eq!(
+        value(
+            &exporter.scrape(),
+            "cinder_config_service_down_time_seconds"
+        ),
+        45.0
+    );
+    let status = exporter.terminate(Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }

@@ -9,14 +9,18 @@
 //! ([`Standing`], counted by [`ServiceCounts`]) and what the early-warning alert
 //! sees of it ([`EarlyWarning`]), so the status page and the landing page count
 //! and warn the one way.
+//!
+//! It also decides which state is shown while a reload hands a database over to a new
+//! poller ([`shown_state`]): the new poller's once it has answered (a first poll
+//! ended, well or not), the previous one's until then.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cinder::{ClusterVerdict, Thresholds, Verdict};
 use crate::config::Config;
-use crate::served::{Served, ServedDatabase};
-use crate::snapshot::{PollHealth, Published, ServiceState, Snapshot};
+use crate::served::{Handover, Served, ServedDatabase};
+use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
 
 /// How current the services are that a judgement can show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,10 +46,29 @@ pub struct Judgement {
     fresh: Option<(Arc<Snapshot>, f64)>,
 }
 
+/// Whether a poller's first poll has ended, well or not: from then on a scrape of its
+/// state says something true about the database (`cinder_up` 1 or 0). A poll that
+/// failed counts: a failure is an answer, the database's, not the exporter's.
+fn has_answered(published: &Published) -> bool {
+    published.snapshot.is_some() || published.health.errors_total > 0
+}
+
+/// The state to serve for a poller's `state`: its own once it has answered, which
+/// ends the handover for good; until then the state it took over from, if any.
+pub fn shown_state(state: &Arc<SharedState>, handover: &Handover) -> Arc<SharedState> {
+    if has_answered(&state.current()) {
+        handover.end();
+        return Arc::clone(state);
+    }
+    handover.previous().unwrap_or_else(|| Arc::clone(state))
+}
+
 impl Judgement {
-    /// `database` as of `now`.
+    /// `database` as of `now`: what its poller published, or during a handover what
+    /// the poller it replaced published ([`shown_state`]).
     pub fn of(database: &ServedDatabase, now: Instant) -> Judgement {
-        Judgement::at(database.published(), database.config(), now)
+        let shown = shown_state(&database.state, &database.handover);
+        Judgement::at(shown.current(), database.config(), now)
     }
 
     /// `published` judged with `config` at `now`.
@@ -179,10 +202,9 @@ impl Judgement {
         self.published.snapshot.is_some()
     }
 
-    /// Whether the first poll has ended, well or not: from then on a scrape says
-    /// something true about the database (`cinder_up` 1 or 0).
-    fn has_answered(&self) -> bool {
-        self.has_read() || self.published.health.errors_total > 0
+    /// Whether the first poll has ended, well or not ([`has_answered`]).
+    pub fn has_answered(&self) -> bool {
+        has_answered(&self.published)
     }
 }
 

@@ -5,12 +5,19 @@
 //! When to poll ([`run_schedule`]) is kept apart from what a poll does ([`Poller`]),
 //! so that the schedule (intervals, backoff, a reload's new `poll_interval`) is tested
 //! on a paused clock without a database.
+//!
+//! A poll that is abandoned (it ran past `query_timeout`, or the poller was stopped
+//! in the middle of it) is ended on the server too: the server would otherwise go on
+//! waiting (on a locked table, say) with a connection of ours, after we stopped
+//! listening. A second connection sends `KILL QUERY` for it, which a user may always
+//! send for its own connections.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mysql_async::Pool;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, Pool};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -44,7 +51,7 @@ pub(crate) trait Polls {
 /// Polls once per `poll_interval` (backing off while polls fail) until `shutdown`,
 /// or until the sender of `updates` is gone. The settings are read from `updates`
 /// before every poll and while waiting: a reload's new `poll_interval` moves the
-/// current wait at once.
+/// current wait at once. A shutdown abandons a poll under way (dropping it).
 pub(crate) async fn run_schedule(
     polls: &mut impl Polls,
     mut updates: watch::Receiver<Arc<Config>>,
@@ -54,7 +61,11 @@ pub(crate) async fn run_schedule(
     'polls: loop {
         let config = Arc::clone(&updates.borrow_and_update());
         let started = tokio::time::Instant::now();
-        failures = if polls.poll(&config).await {
+        let succeeded = tokio::select! {
+            succeeded = polls.poll(&config) => succeeded,
+            _ = shutdown.requested() => break 'polls,
+        };
+        failures = if succeeded {
             0
         } else {
             failures.saturating_add(1)
@@ -93,7 +104,12 @@ pub struct Poller {
     /// The target's name for its series ("" for the top-level database).
     target: String,
     state: Arc<SharedState>,
+    /// How to connect: the pool's options, and a second connection's to end a query.
+    opts: Opts,
     pool: Pool,
+    /// The server's id of the connection a poll is using, while it uses it: a poll
+    /// dropped in the middle leaves it set, and the query is then killed.
+    in_flight: Option<u32>,
     /// The columns as the latest poll found them. `None` at start and after a failure:
     /// the next poll first asks information_schema, whose answer explains a missing
     /// grant or table better than the query's error would.
@@ -119,7 +135,7 @@ impl Poller {
     /// `cinder_up 0`) even when the database is down.
     pub fn new(config: Arc<Config>, target: String, state: Arc<SharedState>) -> Poller {
         let connection = &config.connection;
-        let pool = Pool::new(
+        let opts = Opts::from(
             connection
                 .database
                 .connection_options(connection.query_timeout),
@@ -128,7 +144,9 @@ impl Poller {
             config,
             target,
             state,
-            pool,
+            pool: Pool::new(opts.clone()),
+            opts,
+            in_flight: None,
             schema: None,
             server: None,
             trackers: HashMap::new(),
@@ -142,10 +160,32 @@ impl Poller {
     }
 
     /// Polls on schedule until shutdown (or until the database is no longer served),
-    /// then closes the pool.
+    /// then ends the query of a poll it abandoned and closes the pool.
     pub async fn run(mut self, updates: watch::Receiver<Arc<Config>>, shutdown: Shutdown) {
         run_schedule(&mut self, updates, shutdown).await;
+        self.end_abandoned_query().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), self.pool.disconnect()).await;
+    }
+
+    /// Kills, from a second connection, the query of a poll that was dropped in the
+    /// middle, within `query_timeout`. Whatever the outcome, the connection itself is
+    /// closed with the pool (or when the poller's runtime ends).
+    async fn end_abandoned_query(&mut self) {
+        let Some(id) = self.in_flight.take() else {
+            return;
+        };
+        let opts = self.opts.clone();
+        let kill = async move {
+            let mut conn = Conn::new(opts).await?;
+            let killed = conn.query_drop(format!("KILL QUERY {id}")).await;
+            let _ = conn.disconnect().await;
+            killed
+        };
+        match tokio::time::timeout(self.config.connection.query_timeout, kill).await {
+            Ok(Ok(())) => debug!(connection = id, "abandoned query killed"),
+            Ok(Err(error)) => debug!(connection = id, %error, "cannot kill the abandoned query"),
+            Err(_) => debug!(connection = id, "killing the abandoned query timed out"),
+        }
     }
 
     /// One poll: read, update trackers, publish. Failures are published too.
@@ -154,7 +194,10 @@ impl Poller {
         let timeout = self.config.connection.query_timeout;
         let result = match tokio::time::timeout(timeout, self.read()).await {
             Ok(result) => result,
-            Err(_) => Err(ReadError::TimedOut(timeout)),
+            Err(_) => {
+                self.end_abandoned_query().await;
+                Err(ReadError::TimedOut(timeout))
+            }
         };
         let ok = result.is_ok();
         match result {
@@ -209,15 +252,26 @@ impl Poller {
     async fn read(&mut self) -> Result<(Reading, Vec<ServiceState>), ReadError> {
         let address = self.config.connection.database.address();
         let mut conn = connect(&self.pool, &address).await?;
+        self.in_flight = Some(conn.id());
+        let read = self.read_on(&mut conn).await;
+        self.in_flight = None;
+        read
+    }
+
+    /// [`Poller::read`] on the connection `conn`.
+    async fn read_on(
+        &mut self,
+        conn: &mut Conn,
+    ) -> Result<(Reading, Vec<ServiceState>), ReadError> {
         if self.schema.is_none() {
-            let schema = detect_schema(&mut conn).await?;
+            let schema = detect_schema(conn).await?;
             debug!(
                 absent = schema.absent().join(","),
                 query = POLL_QUERY,
                 "services table columns detected"
             );
             self.schema = Some(schema);
-            let server = identify_server(&mut conn).await?;
+            let server = identify_server(conn).await?;
             if self.server.as_ref() != Some(&server) {
                 info!(
                     version = server.version,
@@ -236,7 +290,7 @@ impl Poller {
         let trackers = &mut self.trackers;
         let compat = self.config.output.compatibility.openstack_exporter;
         let mut candidates = Vec::with_capacity(trackers.len());
-        let reading = read_services(&mut conn, |reference_time, row| {
+        let reading = read_services(conn, |reference_time, row| {
             let (seen, tracker) = trackers
                 .entry(row.id)
                 .or_insert_with(|| (poll, HeartbeatTracker::new()));

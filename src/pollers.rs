@@ -6,6 +6,13 @@
 //! heartbeat intervals and clock-offset windows that take minutes to rebuild. Its
 //! other settings reach the poller and every scrape through the one watch channel they
 //! share ([`ServedDatabase::config`]).
+//!
+//! A database whose poller is replaced (another connection) or that reappears under
+//! another name (a target renamed, its connection unchanged) is handed over: scrapes
+//! go on reading what the previous poller published until the new one has answered
+//! ([`Handover`]). A stopped poller abandons its poll at once and kills its query on
+//! the server, so that its thread, socket and server connection go within
+//! `query_timeout` however long the query would have waited.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,9 +23,10 @@ use tokio::sync::{oneshot, watch};
 use tracing::{error, info, Instrument};
 
 use crate::config::{Config, Setup};
+use crate::judgement::shown_state;
 use crate::metrics::own;
 use crate::poller::Poller;
-use crate::served::{Served, ServedDatabase};
+use crate::served::{Handover, Served, ServedDatabase};
 use crate::shutdown::{self, Trigger};
 use crate::snapshot::SharedState;
 
@@ -38,7 +46,8 @@ pub enum Change {
     /// The same connection with other settings: the poller and its diagnosis state
     /// are kept, and read the new settings.
     Updated,
-    /// Another connection: a new poller replaced the old one, with no history.
+    /// Another connection: a new poller replaced the old one, with no history; what
+    /// the old one published is served until the new one answers.
     Restarted,
     /// No longer configured: its poller stopped.
     Stopped,
@@ -87,6 +96,8 @@ impl Applied {
 struct Running {
     config: Arc<Config>,
     state: Arc<SharedState>,
+    /// What is served until `state` has answered.
+    handover: Arc<Handover>,
     updates: watch::Sender<Arc<Config>>,
     stop: Trigger,
     stopped: oneshot::Receiver<()>,
@@ -100,15 +111,25 @@ impl Pollers {
             .map(|config| (None, config))
             .into_iter()
             .chain(setup.targets.into_iter().map(|t| (Some(t.name), t.config)));
+        let wanted: Vec<_> = wanted.collect();
+        let mut renamed = self.renamed(&wanted);
         let mut served = Served::default();
         let mut changes = Vec::new();
         let mut next = BTreeMap::new();
         for (name, config) in wanted {
-            let (running, change) = self.keep_or_start(name.as_deref(), Arc::new(config));
+            let config = Arc::new(config);
+            let (running, change) = match renamed.remove(&name) {
+                Some(previous) => (
+                    Running::start(name.as_deref(), config, Some(previous)),
+                    Change::Started,
+                ),
+                None => self.keep_or_start(name.as_deref(), config),
+            };
             served.insert(ServedDatabase {
                 name: name.clone(),
                 state: Arc::clone(&running.state),
                 config: running.updates.subscribe(),
+                handover: Arc::clone(&running.handover),
             });
             changes.push((name.clone(), change));
             next.insert(name, running);
@@ -125,8 +146,36 @@ impl Pollers {
         Applied { served, changes }
     }
 
+    /// For each database new to the exporter whose connection is that of a database
+    /// no longer wanted (a target renamed): the state to hand over from.
+    fn renamed(
+        &self,
+        wanted: &[(Option<String>, Config)],
+    ) -> BTreeMap<Option<String>, Arc<SharedState>> {
+        let is_wanted = |name: &Option<String>| wanted.iter().any(|(n, _)| n == name);
+        let mut leaving: Vec<&Running> = self
+            .running
+            .iter()
+            .filter(|(name, _)| !is_wanted(name))
+            .map(|(_, running)| running)
+            .collect();
+        let mut found = BTreeMap::new();
+        for (name, config) in wanted {
+            if self.running.contains_key(name) {
+                continue;
+            }
+            let same = |r: &&Running| r.config.connection == config.connection;
+            if let Some(at) = leaving.iter().position(same) {
+                let previous = leaving.swap_remove(at);
+                let shown = shown_state(&previous.state, &previous.handover);
+                found.insert(name.clone(), shown);
+            }
+        }
+        found
+    }
+
     /// The running poller of `name` told its new settings when its connection is
-    /// unchanged; else a new one (the old one stopped).
+    /// unchanged; else a new one (the old one stopped), handed over from it.
     fn keep_or_start(&mut self, name: Option<&str>, config: Arc<Config>) -> (Running, Change) {
         match self.running.remove(&name.map(str::to_string)) {
             Some(mut running) if running.config.connection == config.connection => {
@@ -141,14 +190,15 @@ impl Pollers {
             }
             Some(previous) => {
                 previous.stop.fire();
-                (Running::start(name, config), Change::Restarted)
+                let shown = shown_state(&previous.state, &previous.handover);
+                (Running::start(name, config, Some(shown)), Change::Restarted)
             }
-            None => (Running::start(name, config), Change::Started),
+            None => (Running::start(name, config, None), Change::Started),
         }
     }
 
-    /// Stops every poller and waits for them, at most `grace`.
-    pub async fn stop(self, grace: Duration) {
+    /// Stops every poller and waits for them, at most `grace`; whether all stopped.
+    pub async fn stop(self, grace: Duration) -> bool {
         for running in self.running.values() {
             running.stop.fire();
         }
@@ -157,15 +207,22 @@ impl Pollers {
                 let _ = running.stopped.await;
             }
         };
-        if tokio::time::timeout(grace, all).await.is_err() {
+        let stopped = tokio::time::timeout(grace, all).await.is_ok();
+        if !stopped {
             error!("pollers did not stop in time");
         }
+        stopped
     }
 }
 
 impl Running {
-    /// Starts a poller for `config` with a fresh state; a target's log lines name it.
-    fn start(name: Option<&str>, config: Arc<Config>) -> Running {
+    /// Starts a poller for `config` with a fresh state, served once it has answered
+    /// (`previous` until then); a target's log lines name it.
+    fn start(
+        name: Option<&str>,
+        config: Arc<Config>,
+        previous: Option<Arc<SharedState>>,
+    ) -> Running {
         let (updates, receiver) = watch::channel(Arc::clone(&config));
         let state = Arc::new(SharedState::default());
         let (stop, shutdown) = shutdown::channel();
@@ -186,6 +243,7 @@ impl Running {
         Running {
             config,
             state,
+            handover: Arc::new(Handover::from(previous)),
             updates,
             stop,
             stopped,
@@ -224,6 +282,8 @@ fn spawn_poller(
 mod tests {
     use super::*;
     use crate::config::parse_setup;
+    use crate::judgement::Judgement;
+    use std::time::Instant;
 
     /// Databases where nothing listens: the pollers start and fail quietly.
     fn setup(yaml: &str) -> Setup {
@@ -236,6 +296,82 @@ targets:
   east: {database: {url: 'mysql://u:p@127.0.0.1:1/east'}}
   west: {database: {url: 'mysql://u:p@127.0.0.1:1/west'}}
 ";
+
+    /// A server that takes connections and never says a word: a poll of it hangs.
+    fn silent_server() -> (std::net::TcpListener, u16) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    }
+
+    /// A first reading with no services, as a poller would publish it.
+    fn publish_reading(state: &SharedState) {
+        state.publish(crate::snapshot::Published {
+            snapshot: Some(Arc::new(crate::snapshot::Snapshot {
+                reference_time: 1_000.0,
+                taken_at: std::time::Instant::now(),
+                services: Vec::new(),
+                clusters: Vec::new(),
+                compat_labels: false,
+            })),
+            health: crate::snapshot::PollHealth {
+                last_poll_ok: true,
+                ..Default::default()
+            },
+        });
+    }
+
+    fn shown(served: &Served, name: &str) -> Arc<SharedState> {
+        let database = served.target(name).unwrap();
+        shown_state(&database.state, &database.handover)
+    }
+
+    #[tokio::test]
+    async fn a_restarted_or_renamed_database_serves_the_previous_reading_until_the_new_poller_answers(
+    ) {
+        let (_server, port) = silent_server();
+        let yaml = |name: &str, timeout: &str| {
+            format!(
+                "targets:\n  {name}: {{database: {{url: 'mysql://u:p@127.0.0.1:{port}/c'}}, \
+                 query_timeout: {timeout}}}\n"
+            )
+        };
+        let mut pollers = Pollers::default();
+        let first = pollers.apply(setup(&yaml("east", "1h")));
+        // Nothing answered yet: the target is shown its own (empty) state.
+        let original = Arc::clone(&first.served.target("east").unwrap().state);
+        assert!(Arc::ptr_eq(&shown(&first.served, "east"), &original));
+        publish_reading(&original);
+
+        use Change::*;
+        // Another query_timeout: a new poller, which hangs; the reading stays served.
+        let second = pollers.apply(setup(&yaml("east", "2h")));
+        assert_eq!(changes(&second), [("east", Restarted)]);
+        assert!(Arc::ptr_eq(&shown(&second.served, "east"), &original));
+        let judged = Judgement::of(second.served.target("east").unwrap(), Instant::now());
+        assert!(judged.services().is_some() && judged.health().last_poll_ok);
+
+        // Renamed, same connection, before the second poller answered: the reading
+        // is handed over again, from the poller that last answered.
+        let third = pollers.apply(setup(&yaml("west", "2h")));
+        assert_eq!(changes(&third), [("east", Stopped), ("west", Started)]);
+        assert!(Arc::ptr_eq(&shown(&third.served, "west"), &original));
+
+        // The new poller answers (a failure is an answer): its own state from then on.
+        let west = third.served.target("west").unwrap();
+        west.state.publish(crate::snapshot::Published {
+            snapshot: None,
+            health: crate::snapshot::PollHealth {
+                errors_total: 1,
+                ..Default::default()
+            },
+        });
+        assert!(Arc::ptr_eq(&shown(&third.served, "west"), &west.state));
+        assert!(west.handover.previous().is_none(), "the reading is let go");
+
+        // Pollers stopped in the middle of a poll that would hang for an hour end now.
+        assert!(pollers.stop(Duration::from_secs(10)).await);
+    }
 
     fn changes(applied: &Applied) -> Vec<(&str, Change)> {
         applied

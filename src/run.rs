@@ -22,6 +22,11 @@ use crate::{config, shutdown};
 /// Exit status for configuration errors, as the issue tracker and operators expect.
 pub const EXIT_CONFIG_ERROR: u8 = 2;
 
+/// Longest a reload waits for its files. They are read off the async runtime, on a
+/// blocking thread, so that a file on a hung file system delays only the reload: the
+/// scrapes, the next reload and SIGTERM are answered meanwhile.
+const RELOAD_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why the exporter could not start; each kind has its exit status.
 enum StartError {
     /// A bad flag or file: exit status 2.
@@ -121,7 +126,8 @@ struct Reloader<'a> {
 }
 
 impl Reloader<'_> {
-    /// Reloads on each SIGHUP and each request until SIGTERM or SIGINT.
+    /// Reloads on each SIGHUP and each request until SIGTERM or SIGINT, which also
+    /// ends a reload under way.
     async fn serve_until_shutdown(
         mut self,
         mut hangups: Signal,
@@ -134,11 +140,17 @@ impl Reloader<'_> {
                 _ = &mut stop => return,
                 Some(()) = hangups.recv() => {
                     info!("SIGHUP: reloading the configuration");
-                    let _ = self.reload();
+                    tokio::select! {
+                        _ = self.reload() => {}
+                        _ = &mut stop => return,
+                    }
                 }
                 Some(answer) = requests.recv() => {
                     info!("POST /-/reload: reloading the configuration");
-                    let _ = answer.send(self.reload());
+                    tokio::select! {
+                        outcome = self.reload() => { let _ = answer.send(outcome); }
+                        _ = &mut stop => return,
+                    }
                 }
             }
         }
@@ -146,18 +158,9 @@ impl Reloader<'_> {
 
     /// Reads `--config.file` (and the cinder.conf files it names) and
     /// `--web.config.file` again; puts them in force only if both are good.
-    fn reload(&mut self) -> Result<String, String> {
-        let setup = config::load_setup(
-            self.cli.config_file.as_deref(),
-            std::env::var(DATABASE_URL_ENV).ok(),
-        )
-        .map_err(|e| e.to_string());
-        let security = match self.cli.web_config_file.as_deref() {
-            None => Ok(WebSecurity::default()),
-            Some(path) => web::load_web_config(path).map_err(|e| e.to_string()),
-        };
-        match (setup, security) {
-            (Ok(setup), Ok(security)) => {
+    async fn reload(&mut self) -> Result<String, String> {
+        match self.read_files().await {
+            Ok((setup, security)) => {
                 let applied = self.pollers.apply(setup);
                 let summary = applied.summary();
                 self.app.replace(applied.served, Guard::of(security));
@@ -165,11 +168,36 @@ impl Reloader<'_> {
                 info!("configuration reloaded");
                 Ok(summary)
             }
-            (Err(error), _) | (_, Err(error)) => {
+            Err(error) => {
                 own::record_reload(false, false);
                 error!(%error, "reload failed; the running configuration stays in force");
                 Err(error)
             }
+        }
+    }
+
+    /// The configuration and the web configuration, read on a blocking thread within
+    /// [`RELOAD_READ_TIMEOUT`].
+    async fn read_files(&self) -> Result<(Setup, WebSecurity), String> {
+        let config_file = self.cli.config_file.clone();
+        let web_config_file = self.cli.web_config_file.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let setup =
+                config::load_setup(config_file.as_deref(), std::env::var(DATABASE_URL_ENV).ok())
+                    .map_err(|e| e.to_string())?;
+            let security = match web_config_file.as_deref() {
+                None => WebSecurity::default(),
+                Some(path) => web::load_web_config(path).map_err(|e| e.to_string())?,
+            };
+            Ok((setup, security))
+        });
+        match tokio::time::timeout(RELOAD_READ_TIMEOUT, read).await {
+            Ok(Ok(files)) => files,
+            Ok(Err(error)) => Err(format!("reading the configuration failed: {error}")),
+            Err(_) => Err(format!(
+                "reading the configuration files took longer than {}s (a hung file system?)",
+                RELOAD_READ_TIMEOUT.as_secs()
+            )),
         }
     }
 }

@@ -5,14 +5,18 @@
 //! [`ServedDatabase`]: what its poller publishes, and the configuration in force. The
 //! configuration travels one road: the poller and every scrape read the same watch
 //! channel, so a reload that updates one updates the other.
+//!
+//! A reload that starts a new poller for a database (another connection, or a target
+//! renamed) hands over: until the new poller has answered, what was served before is
+//! served still ([`Handover`]; `judgement` decides when the new one has answered).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::snapshot::{Published, SharedState};
+use crate::snapshot::SharedState;
 
 /// One database being served.
 #[derive(Clone)]
@@ -23,17 +27,44 @@ pub struct ServedDatabase {
     pub state: Arc<SharedState>,
     /// The configuration in force, as its poller reads it too.
     pub config: watch::Receiver<Arc<Config>>,
+    /// What was served before a reload replaced the poller, until `state` answers.
+    pub handover: Arc<Handover>,
+}
+
+/// The state a replaced poller published, kept for scrapes until the poller that
+/// replaced it has answered, then let go (so its snapshot's memory goes too).
+#[derive(Debug, Default)]
+pub struct Handover {
+    previous: Mutex<Option<Arc<SharedState>>>,
+}
+
+impl Handover {
+    /// A handover from `previous` (none: a database new to the exporter).
+    pub fn from(previous: Option<Arc<SharedState>>) -> Handover {
+        Handover {
+            previous: Mutex::new(previous),
+        }
+    }
+
+    /// The previous state, until [`Handover::end`].
+    pub fn previous(&self) -> Option<Arc<SharedState>> {
+        self.lock().clone()
+    }
+
+    /// Lets the previous state go: the new poller has answered.
+    pub fn end(&self) {
+        self.lock().take();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<SharedState>>> {
+        self.previous.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl ServedDatabase {
     /// The configuration in force now.
     pub fn config(&self) -> Arc<Config> {
         Arc::clone(&self.config.borrow())
-    }
-
-    /// The latest published state.
-    pub fn published(&self) -> Arc<Published> {
-        self.state.current()
     }
 }
 

@@ -10,7 +10,10 @@ use std::time::Duration;
 use common::certs::Pki;
 use common::http::raw_request;
 use common::https::TlsClient;
-use common::{wait_until, Database, Exporter, ExporterOptions, Schema, Scrape, Simulator};
+use common::{
+    run_exporter_to_exit, wait_until, Database, Exporter, ExporterOptions, Schema, Scrape,
+    Simulator,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -200,4 +203,230 @@ fn the_web_config_and_the_certificate_follow_their_files() {
     exporter.hangup();
     exporter.wait_for_log("configuration reloaded");
     assert_eq!(healthy(&renewed), Ok(401));
+}
+
+/// The exporter's threads named `name` (the poller's thread is named `poller`).
+fn threads_named(exporter: &Exporter, name: &str) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", exporter.pid())).expect("tasks");
+    tasks
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .count()
+}
+
+/// How many entries `/proc/PID/<dir>` has: `task` (threads) or `fd` (open files).
+fn proc_entries(exporter: &Exporter, dir: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{}/{dir}", exporter.pid()))
+        .expect("proc")
+        .count()
+}
+
+/// The server's connections to `db` but the one asking and `except` (the lock holder):
+/// the exporter's, since nothing else uses a test's database.
+fn exporter_connections(db: &Database, except: u64) -> u64 {
+    db.query_one(&format!(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+         WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND ID <> {except}"
+    ))
+}
+
+/// Holds `LOCK TABLES services WRITE` on `db` from a connection of its own until the
+/// returned sender is used (or dropped); returns the holder's connection id.
+fn lock_services(
+    db: &Database,
+) -> (
+    u64,
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    let url = db.url();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        use mysql_async::prelude::Queryable;
+        common::block_on(async move {
+            let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+            conn.query_drop("LOCK TABLES services WRITE").await.unwrap();
+            let id: u64 = conn
+                .query_first("SELECT CONNECTION_ID()")
+                .await
+                .unwrap()
+                .unwrap();
+            locked_tx.send(id).unwrap();
+            tokio::task::spawn_blocking(move || release_rx.recv())
+                .await
+                .ok();
+            conn.query_drop("UNLOCK TABLES").await.unwrap();
+            conn.disconnect().await.ok();
+        })
+    });
+    (locked_rx.recv().unwrap(), release_tx, holder)
+}
+
+#[test]
+fn reloads_while_the_table_is_locked_are_never_blind_and_leave_nothing_behind() {
+    let db = Database::create(Schema::Cinder29);
+    db.insert_service("svc@lvm", "cinder-volume", Some(-100), Some(0), 1);
+    // A query_timeout far longer than the test: whatever ends a replaced poller's query
+    // is the reload, not the timeout.
+    let config = |timeout: u32| {
+        format!(
+            "database:\n  url: {}\npoll_interval: 200ms\nstale_after: 10m\nquery_timeout: {timeout}s\n",
+            db.url()
+        )
+    };
+    let exporter = Exporter::start(ExporterOptions::with_yaml(&config(300)));
+    let served = |s: &Scrape| s.value("cinder_up", &[]) == Some(1.0) && has_service(s, "svc@lvm");
+    exporter.wait_for("the service", WAIT, served);
+    let reloads = || exporter.log().matches("configuration reloaded").count();
+    let reload_with = |timeout: u32| {
+        let before = reloads();
+        exporter.rewrite_config(&config(timeout));
+        exporter.hangup();
+        wait_until("the reload", WAIT, || reloads() > before);
+    };
+    // A first reload, so that the baseline counts what any reload leaves (the thread
+    // that read the files), and a poll of the new poller (its pooled connection).
+    reload_with(301);
+    exporter.wait_for("the new poller's poll", WAIT, served);
+    let polled = |s: &Scrape| value(s, "cinder_exporter_last_successful_poll_timestamp_seconds");
+    let first = polled(&exporter.scrape());
+    exporter.wait_for("a later poll", WAIT, |s| polled(s) > first);
+    let (threads, fds) = (
+        proc_entries(&exporter, "task"),
+        proc_entries(&exporter, "fd"),
+    );
+    let connections = exporter_connections(&db, 0);
+    assert_eq!(threads_named(&exporter, "poller"), 1);
+
+    let (holder_id, release, holder) = lock_services(&db);
+    // Each reload replaces the poller while its query waits on the lock.
+    for reload in 0..20 {
+        reload_with(302 + reload);
+        let scrape = exporter.scrape();
+        assert!(
+            served(&scrape),
+            "reload {reload}: blind while the previous reading is fresh:\n{}",
+            scrape.text
+        );
+        assert_eq!(exporter.get("/-/ready").0, 200, "reload {reload}");
+    }
+    assert_eq!(exporter.log().matches("change=restarted").count(), 21);
+    let counts = || {
+        (
+            threads_named(&exporter, "poller"),
+            proc_entries(&exporter, "task"),
+            proc_entries(&exporter, "fd"),
+            exporter_connections(&db, holder_id),
+        )
+    };
+    poll_counts(counts, (1, threads, fds, connections));
+    eprintln!(
+        "after 20 reloads on a locked table: (poller threads, threads, fds, server connections) = {:?}; \
+         baseline ({}, {threads}, {fds}, {connections})",
+        counts(),
+        1
+    );
+
+    // The lock goes: the newest poller answers, and serves its own reading.
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let locked_at = polled(&exporter.scrape());
+    exporter.wait_for("the newest poller's reading", WAIT, |s| {
+        served(s) && polled(s) > locked_at
+    });
+}
+
+/// Waits until `counts` is at most `baseline` in every figure, or panics after [`WAIT`].
+fn poll_counts(
+    counts: impl Fn() -> (usize, usize, usize, u64),
+    baseline: (usize, usize, usize, u64),
+) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let now = counts();
+        let (a, b) = (now, baseline);
+        if a.0 <= b.0 && a.1 <= b.1 && a.2 <= b.2 && a.3 <= b.3 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "(poller threads, threads, fds, server connections) {now:?} never came back to \
+             the baseline {baseline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn has_service(scrape: &Scrape, host: &str) -> bool {
+    scrape
+        .value("cinder_service_up", &[("host", host)])
+        .is_some()
+}
+
+#[test]
+fn a_fifo_or_a_device_is_refused_at_start_and_on_reload_and_sigterm_still_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("cinder.conf");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let huge = dir.path().join("huge");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let config = dir.path().join("config.yml");
+    for (yaml, expected) in [
+        (
+            format!("cinder_conf: {}\n", fifo.display()),
+            format!(
+                "{}: cannot read cinder.conf: not a regular file (a FIFO)",
+                fifo.display()
+            ),
+        ),
+        (
+            "database:\n  url_file: /dev/zero\n".to_string(),
+            "cannot read /dev/zero: not a regular file (a character device)".to_string(),
+        ),
+        (
+            format!("database:\n  url_file: {}\n", huge.display()),
+            format!(
+                "cannot read {}: larger than 1048576 bytes (1 MiB)",
+                huge.display()
+            ),
+        ),
+    ] {
+        std::fs::write(&config, &yaml).unwrap();
+        let (code, stderr) =
+            run_exporter_to_exit(&["--config.file", config.to_str().unwrap()], &[]);
+        assert_eq!(code, Some(2), "{yaml}: {stderr}");
+        assert!(stderr.contains(&expected), "{yaml}: {stderr}");
+    }
+
+    // On a reload: refused, the running configuration kept, and SIGTERM answered.
+    let mut exporter = Exporter::start(
+        ExporterOptions::without_database().with_config("service_down_time: 45s\n"),
+    );
+    let good = std::fs::read_to_string(exporter.config_path()).unwrap();
+    exporter.rewrite_config(&format!("{good}cinder_conf: {}\n", fifo.display()));
+    exporter.hangup();
+    let logged = exporter.wait_for_log("reload failed");
+    assert!(logged.contains("not a regular file (a FIFO)"), "{logged}");
+    let refused = post_reload(&exporter);
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert!(refused.body.contains("(a FIFO)"), "{}", refused.body);
+    assert_eq!(
+        value(
+            &exporter.scrape(),
+            "cinder_config_service_down_time_seconds"
+        ),
+        45.0
+    );
+    let status = exporter.terminate(Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }

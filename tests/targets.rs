@@ -45,6 +45,12 @@ fn probe_until(
 ) -> Scrape {
     let deadline = Instant::now() + WAIT;
     loop {
+        // A target answers 503 "is starting" until its first poll has ended.
+        let (status, body) = exporter.get(&format!("/probe?target={name}"));
+        if status == 503 && body.contains("is starting") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
         let scrape = probe(exporter, name);
         if ready(&scrape) {
             return scrape;

@@ -479,6 +479,69 @@ fn a_thousand_idle_connections_do_not_keep_a_scrape_out() {
 }
 
 #[test]
+fn out_of_file_descriptors_idle_connections_make_room_and_accept_errors_are_not_flooded() {
+    let exporter = exporter_with(&[]);
+    wait_for_service(&exporter, || {
+        Ok(plain_get(&exporter.address, "/metrics", &[]))
+    });
+    // Lower the running exporter's open-files limit: its connection cap (half the
+    // limit it read at start) is now far beyond what it can open, so accepting fails
+    // with EMFILE long before every slot is taken.
+    let limited = std::process::Command::new("prlimit")
+        .args(["--pid", &exporter.pid().to_string(), "--nofile=64:64"])
+        .status()
+        .expect("prlimit");
+    assert!(limited.success(), "prlimit failed");
+    let started = Instant::now();
+    let idle: Vec<_> = (0..200)
+        .map(|_| TcpStream::connect(&exporter.address).expect("connect"))
+        .collect();
+    wait_until_logged(&exporter, "accept failed");
+
+    let scraping = Instant::now();
+    let mut response = common::http::agent()
+        .get(&format!("http://{}/metrics", exporter.address))
+        .call()
+        .unwrap_or_else(|e| panic!("scrape out of descriptors: {e}\n{}", exporter.log()));
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+        .contains("cinder_up 0"));
+    let scrape_took = scraping.elapsed();
+    assert!(
+        exporter.log().contains("closing an idle connection"),
+        "no idle connection was shed:\n{}",
+        exporter.log()
+    );
+    // Keep the pressure on a little longer, then count: one line per 10 s at most
+    // (before: ten a second).
+    std::thread::sleep(Duration::from_secs(3));
+    let lines = log_count(&exporter, "accept failed");
+    let periods = 1 + started.elapsed().as_secs() / 10;
+    eprintln!(
+        "out of descriptors: the scrape took {scrape_took:?} behind 200 idle connections; \
+         {lines} \"accept failed\" lines in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        (1..=periods as usize).contains(&lines),
+        "{lines} lines:\n{}",
+        exporter.log()
+    );
+    drop(idle);
+}
+
+/// Waits until the log of `exporter` contains `needle`, or panics after [`WAIT`].
+fn wait_until_logged(exporter: &Exporter, needle: &str) {
+    poll_until(WAIT, || match exporter.log().contains(needle) {
+        true => Ok(()),
+        false => Err(format!("no {needle:?} in the log:\n{}", exporter.log())),
+    })
+}
+
+#[test]
 fn slow_headers_are_cut_after_the_header_timeout() {
     let exporter = exporter_with(&[]);
     wait_for_service(&exporter, || {

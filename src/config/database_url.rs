@@ -370,7 +370,7 @@ enum PemKind {
 /// private key (PKCS#8, PKCS#1 or SEC1) without a passphrase.
 fn check_pem_file(parameter: &str, path: &std::path::Path, kind: PemKind) -> Result<(), String> {
     let shown = path.display();
-    let bytes = std::fs::read(path)
+    let bytes = super::read_file(path)
         .map_err(|e| format!("database URL parameter {parameter}: cannot read {shown}: {e}"))?;
     let text = String::from_utf8_lossy(&bytes);
     let has = |label: &str| text.contains(&format!("-----BEGIN {label}-----"));

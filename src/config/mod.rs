@@ -13,6 +13,7 @@
 mod cinder_conf;
 mod database_url;
 mod duration;
+mod file;
 mod substitution;
 mod targets;
 mod yaml;
@@ -20,6 +21,7 @@ mod yaml;
 pub use cinder_conf::parse_cinder_conf;
 pub use database_url::DatabaseUrl;
 pub use duration::parse_duration;
+pub use file::{read_file, read_text_file, MAX_FILE_BYTES};
 pub(crate) use targets::{load_setup, parse_setup, Setup};
 pub use yaml::YamlFile;
 
@@ -457,7 +459,7 @@ fn choose_database_url(
 /// `database.url_file`: keeps the password out of the YAML file (a mounted secret,
 /// say). Surrounding whitespace, such as the file's last newline, is not part of it.
 fn read_url_file(url_file: &Path, location: String) -> Result<ChosenUrl, ConfigError> {
-    let url = std::fs::read_to_string(url_file).map_err(|e| ConfigError {
+    let url = read_text_file(url_file).map_err(|e| ConfigError {
         location: location.clone(),
         message: format!("database.url_file: cannot read {}: {e}", url_file.display()),
     })?;
@@ -496,7 +498,7 @@ fn url_from_outside(
 fn read_cinder_confs(paths: &[PathBuf]) -> Result<CinderSettings, ConfigError> {
     let mut all = cinder_conf::ConfValues::default();
     for path in paths {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let text = read_text_file(path).map_err(|e| ConfigError {
             location: path.display().to_string(),
             message: format!("cannot read cinder.conf: {e}"),
         })?;

@@ -50,7 +50,7 @@ pub fn load_setup(
     match path {
         Some(path) => {
             let shown = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            let text = super::read_text_file(path).map_err(|e| ConfigError {
                 location: shown.clone(),
                 message: format!("cannot read config file: {e}"),
             })?;

@@ -140,7 +140,7 @@ struct HttpServerConfigFile {
 /// files it names and builds the TLS and basic auth state.
 pub fn load(path: &Path) -> Result<WebSecurity, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let text = crate::config::read_text_file(path).map_err(|e| ConfigError {
         location: shown.clone(),
         message: format!("cannot read web config file: {e}"),
     })?;

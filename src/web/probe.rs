@@ -4,11 +4,19 @@
 //! names, never a database address taken from the request: a scraper cannot make the
 //! exporter connect anywhere, and each target is polled in the background, once per
 //! poll interval whatever the number of scrapers.
+//!
+//! A target new to the exporter (at start or added by a reload) answers 503 until its
+//! first poll has ended, well or not: it has nothing true to say yet, and `cinder_up 0`
+//! would page for a database nobody has asked. A target handed over to a new poller
+//! by a reload is served from the previous poller's data meanwhile, never 503.
+
+use std::time::Instant;
 
 use hyper::{Response, StatusCode};
 
 use super::routes::{exposition, owned_text, target_parameter, text, ResponseBody};
-use crate::served::Served;
+use crate::judgement::Judgement;
+use crate::served::{Served, ServedDatabase};
 
 /// Longest target name echoed back in an error, so that a long query string is not
 /// reflected whole.
@@ -24,9 +32,25 @@ pub(super) fn probe(served: &Served, query: Option<&str>, gzip: bool) -> Respons
     }
     let wanted = query.and_then(target_parameter);
     match wanted.as_deref().and_then(|name| served.target(name)) {
+        Some(database) if !Judgement::of(database, Instant::now()).has_answered() => {
+            starting(database)
+        }
         Some(database) => exposition(database, gzip),
         None => unknown_target(served, wanted.as_deref()),
     }
+}
+
+/// 503: the target's first poll has not ended yet.
+fn starting(database: &ServedDatabase) -> Response<ResponseBody> {
+    let name = database.name.as_deref().unwrap_or("");
+    let timeout = database.config().connection.query_timeout;
+    owned_text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "target {name:?} is starting: its first poll has not ended yet \
+             (it ends within query_timeout, {timeout:?})\n"
+        ),
+    )
 }
 
 /// 400 saying what was wrong with `?target=` and which names are known.

@@ -4,13 +4,19 @@
 //! handshake time and write stalls, so slow or hostile clients cannot starve
 //! Prometheus' scrapes or grow memory:
 //!
-//! - at most [`MAX_CONNECTIONS`] are served at once. The accept loop takes a slot before
-//!   it accepts, so further connections wait in the kernel's listen backlog (bounded by
-//!   the backlog size; beyond it the kernel drops SYNs and clients retry) and cost the
-//!   exporter nothing;
-//! - when every slot is taken, connections that have been waiting for a request for
-//!   [`SHED_IDLE_AFTER`] or more (opened and never used, or kept alive between
-//!   scrapes) are closed, so that idle connections cannot keep a scrape out;
+//! - at most [`MAX_CONNECTIONS`] are served at once, and at most half the open-files
+//!   limit (`ulimit -n`, read at start: the other half is for the database connections,
+//!   the runtime and the files). The accept loop takes a slot before it accepts, so
+//!   further connections wait in the kernel's listen backlog (bounded by the backlog
+//!   size; beyond it the kernel drops SYNs and clients retry) and cost the exporter
+//!   nothing;
+//! - when every slot is taken, or accepting fails (out of file descriptors: the limit
+//!   was lowered, or something else holds them), connections that have been waiting
+//!   for a request are closed, so that idle connections cannot keep a scrape out:
+//!   those opened and never sent a byte after [`SHED_UNUSED_AFTER`], those kept alive
+//!   between scrapes after [`SHED_IDLE_AFTER`]. A failing accept is retried with a backoff of up to [`MAX_ACCEPT_BACKOFF`]
+//!   and logged at most once per [`ACCEPT_ERROR_LOG_EVERY`], with the number of
+//!   failures in between;
 //! - a request's headers must arrive within [`HEADER_READ_TIMEOUT`], which hyper also
 //!   applies between requests on a kept-alive connection; the TLS handshake within
 //!   [`TLS_HANDSHAKE_TIMEOUT`]; a response write that makes no progress for
@@ -50,6 +56,12 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// At the connection limit, connections idle this long are closed to make room. Long
 /// enough that a client which has just connected gets its request read first.
 pub const SHED_IDLE_AFTER: Duration = Duration::from_secs(1);
+/// At the connection limit, connections opened this long ago that have not sent a byte
+/// are closed to make room. A client sends its request (or TLS hello) as soon as it
+/// has connected, so this is far longer than any real client takes, and it makes
+/// room fast behind a crowd of connections opened and never used, whose places in
+/// the listen backlog come before a scrape's.
+pub const SHED_UNUSED_AFTER: Duration = Duration::from_millis(250);
 /// While at the limit, how often idle connections are looked for again.
 const SHED_RETRY: Duration = Duration::from_millis(250);
 /// A response write that makes no progress for this long ends the connection: a client
@@ -59,14 +71,23 @@ pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// How long in-flight requests may run after a shutdown request.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(900);
+/// Longest wait before accepting again after accepting failed.
+pub const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// First wait after accepting failed; doubled at each failure in a row.
+const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// Failing accepts are logged at most this often.
+pub const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+/// The fewest connections served at once, whatever the open-files limit.
+const MIN_CONNECTIONS: usize = 4;
 
 /// Accepts connections until shutdown, then lets in-flight requests finish within
 /// [`SHUTDOWN_GRACE`]. With `tls`, every connection starts with a TLS handshake.
 pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: Shutdown) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limit = Arc::new(Semaphore::new(connection_limit(open_files_limit())));
     let pressure = Arc::new(Notify::new());
     let clock = Instant::now();
     let graceful = GracefulShutdown::new();
+    let mut accept_errors = AcceptErrors::default();
     loop {
         let permit = match Arc::clone(&limit).try_acquire_owned() {
             Ok(permit) => permit,
@@ -83,12 +104,18 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: Shutdown)
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    accept_errors.succeeded();
+                    stream
+                }
                 Err(error) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+                    // Out of file descriptors and the like: make room, pause, retry.
+                    pressure.notify_waiters();
+                    let wait = accept_errors.failed(&error, Instant::now());
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => continue,
+                        _ = shutdown.requested() => break,
+                    }
                 }
             },
             _ = shutdown.requested() => break,
@@ -117,6 +144,71 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: Shutdown)
         .is_err()
     {
         debug!("connections still open after the shutdown grace period; closing them");
+    }
+}
+
+/// Connections served at once under an open-files limit of `open_files`: half of it,
+/// between [`MIN_CONNECTIONS`] and [`MAX_CONNECTIONS`].
+fn connection_limit(open_files: Option<u64>) -> usize {
+    let half = open_files.map_or(MAX_CONNECTIONS as u64, |n| n / 2);
+    usize::try_from(half)
+        .unwrap_or(MAX_CONNECTIONS)
+        .clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
+}
+
+/// The soft open-files limit, from `/proc/self/limits`; `None` if unknown or unlimited.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Failing accepts in a row: how long to wait before the next, and when to log.
+#[derive(Default)]
+struct AcceptErrors {
+    /// Failures since the last success.
+    in_a_row: u32,
+    /// When a failure was last logged.
+    logged_at: Option<Instant>,
+    /// Failures since then, not logged.
+    unlogged: u64,
+}
+
+impl AcceptErrors {
+    /// Notes a failure at `now`, logs it unless one was logged within
+    /// [`ACCEPT_ERROR_LOG_EVERY`], and returns the wait before accepting again.
+    fn failed(&mut self, error: &std::io::Error, now: Instant) -> Duration {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        let due = self
+            .logged_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= ACCEPT_ERROR_LOG_EVERY);
+        if due {
+            warn!(
+                %error,
+                failures_not_logged = self.unlogged,
+                "accept failed; closing idle connections and retrying with backoff"
+            );
+            self.logged_at = Some(now);
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
+        }
+        let doublings = (self.in_a_row - 1).min(16);
+        FIRST_ACCEPT_BACKOFF
+            .saturating_mul(1 << doublings)
+            .min(MAX_ACCEPT_BACKOFF)
+    }
+
+    /// Notes a success: the next failure waits the least again.
+    fn succeeded(&mut self) {
+        if self.in_a_row > 0 {
+            debug!(failures = self.in_a_row, "accepting connections again");
+            self.in_a_row = 0;
+        }
     }
 }
 
@@ -202,7 +294,7 @@ impl Shedding {
             tokio::select! {
                 output = &mut work => return Some(output),
                 _ = shed => {
-                    if self.activity.idle_for() >= SHED_IDLE_AFTER {
+                    if self.activity.is_sheddable() {
                         debug!("closing an idle connection: at the connection limit");
                         return None;
                     }
@@ -222,6 +314,8 @@ struct Activity {
     last_io_ms: AtomicU64,
     /// Bytes were read since the last write: a request is arriving or being served.
     reading: AtomicBool,
+    /// Bytes were ever read: the client has used the connection.
+    used: AtomicBool,
 }
 
 impl Activity {
@@ -230,6 +324,7 @@ impl Activity {
             clock,
             last_io_ms: AtomicU64::new(0),
             reading: AtomicBool::new(false),
+            used: AtomicBool::new(false),
         };
         activity.touch();
         activity
@@ -243,6 +338,16 @@ impl Activity {
             .try_into()
             .unwrap_or(u64::MAX);
         self.last_io_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether the connection may be closed to make room: waiting for a request for
+    /// [`SHED_UNUSED_AFTER`] if never used, else for [`SHED_IDLE_AFTER`].
+    fn is_sheddable(&self) -> bool {
+        let after = match self.used.load(Ordering::Relaxed) {
+            true => SHED_IDLE_AFTER,
+            false => SHED_UNUSED_AFTER,
+        };
+        self.idle_for() >= after
     }
 
     /// How long the connection has been waiting for the client to start a request;
@@ -311,6 +416,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.activity.reading.store(true, Ordering::Relaxed);
+            self.activity.used.store(true, Ordering::Relaxed);
             self.activity.touch();
         }
         poll
@@ -356,5 +462,37 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.guard_write(cx, poll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_limit_is_half_the_open_files_limit() {
+        assert_eq!(connection_limit(None), MAX_CONNECTIONS);
+        assert_eq!(connection_limit(Some(1_048_576)), MAX_CONNECTIONS);
+        assert_eq!(connection_limit(Some(1024)), 512);
+        assert_eq!(connection_limit(Some(64)), 32);
+        assert_eq!(connection_limit(Some(3)), MIN_CONNECTIONS);
+        assert!(open_files_limit().is_some_and(|n| n > 0));
+    }
+
+    #[test]
+    fn failing_accepts_back_off_and_are_logged_once_per_period() {
+        let mut errors = AcceptErrors::default();
+        let error = std::io::Error::other("too many open files");
+        let start = Instant::now();
+        let waits: Vec<_> = (0..9)
+            .map(|i| errors.failed(&error, start + Duration::from_millis(i)))
+            .map(|d| d.as_millis())
+            .collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        assert_eq!((errors.logged_at, errors.unlogged), (Some(start), 8));
+        errors.failed(&error, start + ACCEPT_ERROR_LOG_EVERY);
+        assert_eq!(errors.unlogged, 0, "logged again once the period is over");
+        errors.succeeded();
+        assert_eq!(errors.failed(&error, start), FIRST_ACCEPT_BACKOFF);
     }
 }

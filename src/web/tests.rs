@@ -27,6 +27,7 @@ fn database(name: Option<&str>, yaml: &str) -> ServedDatabase {
         name: name.map(str::to_string),
         state: Arc::new(SharedState::default()),
         config: receiver,
+        handover: Arc::default(),
     }
 }
 
@@ -295,6 +296,56 @@ async fn with_only_targets_ready_once_every_target_has_answered() {
     // A failed poll is an answer too: cinder_up 0 is true of that database.
     publish_failure(&west);
     assert_eq!(get(&app, "/-/ready").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_new_target_says_it_is_starting_until_its_first_poll_ends() {
+    let north = database(Some("north"), "query_timeout: 7s");
+    let app = app([north.clone()]);
+    let (status, body) = get(&app, "/probe?target=north").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        "target \"north\" is starting: its first poll has not ended yet \
+         (it ends within query_timeout, 7s)\n"
+    );
+    publish_failure(&north);
+    let (status, body) = get(&app, "/probe?target=north").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\ncinder_up 0\n"), "{body}");
+}
+
+#[tokio::test]
+async fn a_handed_over_database_serves_the_previous_data_until_its_new_poller_answers() {
+    // The previous poller's reading, and a new poller (a reload changed the connection)
+    // that has not answered yet.
+    let previous = database(None, "");
+    publish_one(&previous, "old@lvm");
+    let mut main = database(None, "");
+    main.handover = Arc::new(crate::served::Handover::from(Some(Arc::clone(
+        &previous.state,
+    ))));
+    let mut east = database(Some("east"), "");
+    east.handover = Arc::clone(&main.handover);
+    let app = app([main.clone(), east.clone()]);
+    for path in ["/metrics", "/probe?target=east"] {
+        let (status, body) = get(&app, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            body.contains("\ncinder_up 1\n") && body.contains("host=\"old@lvm\""),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(get(&app, "/-/ready").await.0, StatusCode::OK);
+    // The new poller answers: from then on its data only, and the previous is let go.
+    publish_one(&main, "new@lvm");
+    let (_, body) = get(&app, "/metrics").await;
+    assert!(
+        body.contains("host=\"new@lvm\"") && !body.contains("old@lvm"),
+        "{body}"
+    );
+    assert!(main.handover.previous().is_none());
+    assert_eq!(Arc::strong_count(&previous.state), 1);
 }
 
 #[tokio::test]

@@ -7,7 +7,6 @@
 //! at the right line. The certificate itself follows its files ([`CertificateFiles`]).
 
 use std::fmt;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,10 +26,6 @@ use super::certificate::CertificateFiles;
 /// A client must finish the TLS handshake within this time, or a client that opens a
 /// connection and stalls mid-handshake would hold a connection slot indefinitely.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// PEM files larger than this are refused: certificates and keys are a few KiB, and a
-/// path mistyped as `/dev/zero` must not make start-up read forever.
-const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
 /// The TLS versions rustls speaks; exporter-toolkit's `TLS10` and `TLS11` are not among
 /// them and are refused when the web config is parsed.
@@ -261,17 +256,10 @@ fn read_pem(path: &Path, key: &'static str) -> Result<Vec<u8>, TlsError> {
         key,
         message: format!("cannot read {}: {message}", path.display()),
     };
-    let file = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| failed(e.to_string()))?;
-    if bytes.len() as u64 > MAX_PEM_BYTES {
-        return Err(failed(format!(
-            "larger than {MAX_PEM_BYTES} bytes, not a PEM file"
-        )));
-    }
-    Ok(bytes)
+    // Only regular files, at most 1 MiB: certificates and keys are a few KiB, and a
+    // path mistyped as `/dev/zero`, or a FIFO, must not make a handshake or a reload
+    // read forever.
+    crate::config::read_file(path).map_err(failed)
 }
 
 pub(super) fn read_certificates(

@@ -16,5 +16,5 @@ mod server;
 pub use error::ReadError;
 pub(crate) use read::{read_services, Reading};
 pub use schema::detect_schema;
-pub(crate) use schema::{Schema, POLL_QUERY};
+pub(crate) use schema::{detect_columns, Schema, POLL_QUERY};
 pub(crate) use server::{identify_server, Server};

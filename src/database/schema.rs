@@ -64,11 +64,7 @@ impl Schema {
                 .position(|c| c.as_ref().eq_ignore_ascii_case(name))
         };
         if columns.is_empty() {
-            return Err(ReadError::Schema(
-                "the database has no `services` table (or this user may not read it): \
-                 is this the cinder database, and was `GRANT SELECT ON <database>.services` given?"
-                    .into(),
-            ));
+            return Err(no_services_table());
         }
         let mut required = [0; REQUIRED_COLUMNS.len()];
         for (slot, name) in required.iter_mut().zip(REQUIRED_COLUMNS) {
@@ -142,33 +138,61 @@ pub enum Optional {
 
 /// Reads the `services` table's column names and builds the `Schema` they give.
 pub async fn detect_schema(conn: &mut Conn) -> Result<Schema, ReadError> {
-    let columns: Vec<String> = conn
+    detect_columns(conn).await.map(|(schema, _)| schema)
+}
+
+/// Reads the `services` table's column names, and the collation of `cluster_name`
+/// (how cinder's SQL compares cluster names), in one query. The collation is `None`
+/// when the release has no `cluster_name` column.
+pub(crate) async fn detect_columns(conn: &mut Conn) -> Result<(Schema, Option<String>), ReadError> {
+    let columns: Vec<(String, Option<String>)> = conn
         .query(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+            "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'services'",
         )
         .await
         .map_err(ReadError::Database)?;
     if columns.is_empty() {
-        // information_schema lists only what this user may read: say which account and
-        // which database, so that the fix can be copied as it is.
-        let who: Option<(Option<String>, String)> = conn
-            .query_first("SELECT DATABASE(), CURRENT_USER()")
-            .await
-            .map_err(ReadError::Database)?;
-        if let Some((Some(database), account)) = who {
+        return Err(not_visible(conn).await);
+    }
+    let collation = columns
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("cluster_name"))
+        .and_then(|(_, collation)| collation.clone());
+    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    Ok((Schema::from_columns(&names)?, collation))
+}
+
+/// Why no column of `services` is visible: information_schema lists only what this
+/// user may read, so say which account and which database, for the fix to be copied
+/// as it is.
+async fn not_visible(conn: &mut Conn) -> ReadError {
+    let who: Result<Option<(Option<String>, String)>, _> =
+        conn.query_first("SELECT DATABASE(), CURRENT_USER()").await;
+    match who {
+        Err(e) => ReadError::Database(e),
+        Ok(Some((Some(database), account))) => {
             let account = match account.rsplit_once('@') {
                 Some((user, host)) => format!("'{user}'@'{host}'"),
                 None => account,
             };
-            return Err(ReadError::Schema(format!(
+            ReadError::Schema(format!(
                 "no `services` table is visible to {account} in database `{database}`: is this \
                  the cinder database? The exporter needs only \
                  GRANT SELECT ON `{database}`.`services` TO {account}"
-            )));
+            ))
         }
+        // No database selected: the generic explanation.
+        Ok(_) => no_services_table(),
     }
-    Schema::from_columns(&columns)
+}
+
+fn no_services_table() -> ReadError {
+    ReadError::Schema(
+        "the database has no `services` table (or this user may not read it): \
+         is this the cinder database, and was `GRANT SELECT ON <database>.services` given?"
+            .into(),
+    )
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::cinder::{
-    choose_rows, group_clusters, Collision, Diagnosis, HeartbeatTracker, Member, NameComparison,
-    ServiceKey, ServiceRow, StampWindow,
+    choose_rows, group_clusters, new_collisions, Collision, Diagnosis, HeartbeatTracker, Member,
+    NameComparison, ServiceKey, ServiceRow, StampWindow,
 };
 use crate::config::Config;
 use crate::database::{
@@ -280,28 +280,21 @@ impl Poller {
     /// published and those left out: once per change of the set of colliding rows,
     /// quiet while the same rows keep colliding, whichever of them is published.
     fn report_collisions(&mut self, collisions: Vec<Collision>) {
-        for collision in &collisions {
-            let service = (&collision.binary, &collision.host);
-            let known = self
-                .reported_collisions
-                .binary_search_by(|c| (&c.binary, &c.host).cmp(&service))
-                .is_ok_and(|i| self.reported_collisions[i].rows == collision.rows);
-            if !known {
-                let left_out: Vec<i64> = collision
-                    .rows
-                    .iter()
-                    .copied()
-                    .filter(|id| *id != collision.kept)
-                    .collect();
-                warn!(
-                    host = collision.host,
-                    binary = collision.binary,
-                    published_row_id = collision.kept,
-                    left_out_row_ids = ?left_out,
-                    "several live services rows show as one series; publishing the newest \
-                     row cinder-api shows up (else the one with the latest heartbeat)"
-                );
-            }
+        for collision in new_collisions(&self.reported_collisions, &collisions) {
+            let left_out: Vec<i64> = collision
+                .rows
+                .iter()
+                .copied()
+                .filter(|id| *id != collision.kept)
+                .collect();
+            warn!(
+                host = collision.host,
+                binary = collision.binary,
+                published_row_id = collision.kept,
+                left_out_row_ids = ?left_out,
+                "several live services rows show as one series; publishing the newest \
+                 row cinder-api shows up (else the one with the latest heartbeat)"
+            );
         }
         self.reported_collisions = collisions;
     }

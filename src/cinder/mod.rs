@@ -20,7 +20,7 @@ pub use cluster::{group_clusters, Cluster, ClusterVerdict, Member, NameCompariso
 pub use diagnosis::Diagnosis;
 pub use down_cause::DownCause;
 pub use heartbeat_tracker::HeartbeatTracker;
-pub use row::{choose_rows, Collision, ServiceKey, ServiceRow};
+pub use row::{choose_rows, new_collisions, Collision, ServiceKey, ServiceRow};
 pub use stamp_window::StampWindow;
 pub use thresholds::Thresholds;
 pub use verdict::Verdict;

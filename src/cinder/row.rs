@@ -156,6 +156,21 @@ pub fn choose_rows<T>(
     (kept, collisions)
 }
 
+/// The collisions of `current` that `previous` did not have with the same set of rows:
+/// what is worth a log line, once per change of the colliding rows, whichever of them
+/// is published. Both sorted by binary then host, as [`choose_rows`] returns them.
+pub fn new_collisions<'a>(
+    previous: &'a [Collision],
+    current: &'a [Collision],
+) -> impl Iterator<Item = &'a Collision> {
+    current.iter().filter(move |c| {
+        let service = (&c.binary, &c.host);
+        previous
+            .binary_search_by(|p| (&p.binary, &p.host).cmp(&service))
+            .map_or(true, |i| previous[i].rows != c.rows)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +281,50 @@ mod tests {
         let later = vec![key(3, "h", "v", Some(1_150)), key(8, "h", "v", Some(1_100))];
         assert_eq!(poll(later.clone(), 1_160.0), 8);
         assert_eq!(poll(later, 1_161.0), 3);
+    }
+
+    #[test]
+    fn a_collision_is_new_once_per_change_of_its_rows() {
+        let collision = |host: &str, kept, rows: &[i64]| Collision {
+            binary: "cinder-volume".into(),
+            host: host.into(),
+            kept,
+            rows: rows.to_vec(),
+        };
+        let polls = [
+            vec![collision("h", 9, &[7, 9])],
+            vec![collision("h", 9, &[7, 9])],
+            // Row 9 went down: row 7 is published, the same rows collide.
+            vec![collision("h", 7, &[7, 9])],
+            // A third row, and another service colliding.
+            vec![collision("a", 3, &[2, 3]), collision("h", 11, &[7, 9, 11])],
+            vec![collision("a", 3, &[2, 3]), collision("h", 11, &[7, 9, 11])],
+            // Row 11 gone again; then no collision at all; then the same again.
+            vec![collision("h", 9, &[7, 9])],
+            vec![],
+            vec![collision("h", 9, &[7, 9])],
+        ];
+        let mut previous = Vec::new();
+        let mut logged = Vec::new();
+        for poll in polls {
+            let new: Vec<(String, Vec<i64>)> = new_collisions(&previous, &poll)
+                .map(|c| (c.host.clone(), c.rows.clone()))
+                .collect();
+            logged.push(new);
+            previous = poll;
+        }
+        let h = |rows: &[i64]| ("h".to_string(), rows.to_vec());
+        let expected = vec![
+            vec![h(&[7, 9])],
+            vec![],
+            vec![],
+            vec![("a".to_string(), vec![2, 3]), h(&[7, 9, 11])],
+            vec![],
+            vec![h(&[7, 9])],
+            vec![],
+            vec![h(&[7, 9])],
+        ];
+        assert_eq!(logged, expected);
     }
 
     #[test]

@@ -22,12 +22,12 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::cinder::{
-    group_clusters, keep_freshest, Diagnosis, HeartbeatTracker, Member, ServiceKey, ServiceRow,
-    StampWindow,
+    choose_rows, group_clusters, new_collisions, Collision, Diagnosis, HeartbeatTracker, Member,
+    NameComparison, ServiceKey, ServiceRow, StampWindow,
 };
 use crate::config::Config;
 use crate::database::{
-    connect, detect_schema, identify_server, read_services, ReadError, Reading, Schema, Server,
+    connect, detect_columns, identify_server, read_services, ReadError, Reading, Schema, Server,
     POLL_QUERY,
 };
 use crate::metrics::own;
@@ -97,6 +97,9 @@ fn delay(interval: Duration, failures: u32) -> Duration {
     interval.saturating_mul(factor).min(cap)
 }
 
+/// What one read of the table gives: the reading, the services chosen, their clusters.
+type Read = (Reading, Vec<ServiceState>, Vec<ClusterState>);
+
 /// Owns the database pool and all state that lives across polls.
 pub struct Poller {
     /// The settings of the poll under way.
@@ -116,6 +119,8 @@ pub struct Poller {
     schema: Option<Schema>,
     /// The server and how it keeps cinder's stamps; asked with the schema.
     server: Option<Server>,
+    /// How the database compares `cluster_name` (its collation); read with the schema.
+    cluster_names: NameComparison,
     /// Per row id: the tracker and the poll number that last saw the row. State
     /// survives failed polls (an outage is not a clock step); rows that disappear
     /// take their state with them.
@@ -125,8 +130,8 @@ pub struct Poller {
     snapshot: Option<Arc<Snapshot>>,
     consecutive_failures: u32,
     reported_problems: Vec<String>,
-    /// `(host, binary, row id)` of the rows left out at the latest poll, sorted.
-    reported_collisions: Vec<(String, String, i64)>,
+    /// The collisions of the latest poll, sorted by binary then host.
+    reported_collisions: Vec<Collision>,
 }
 
 impl Poller {
@@ -149,6 +154,7 @@ impl Poller {
             in_flight: None,
             schema: None,
             server: None,
+            cluster_names: NameComparison::CINDER_SCHEMA,
             trackers: HashMap::new(),
             polls: 0,
             health: PollHealth::default(),
@@ -201,8 +207,7 @@ impl Poller {
         };
         let ok = result.is_ok();
         match result {
-            Ok((reading, services)) => {
-                let clusters = clusters_of(&services);
+            Ok((reading, services, clusters)) => {
                 if self.consecutive_failures > 0 {
                     info!(
                         after_failures = self.consecutive_failures,
@@ -249,7 +254,7 @@ impl Poller {
     /// Reads the table, feeding each row to its tracker as it arrives and keeping only
     /// what the snapshot needs of it. Trackers of rows that are gone are dropped only
     /// once the whole table has been read.
-    async fn read(&mut self) -> Result<(Reading, Vec<ServiceState>), ReadError> {
+    async fn read(&mut self) -> Result<Read, ReadError> {
         let address = self.config.connection.database.address();
         let mut conn = connect(&self.pool, &address).await?;
         self.in_flight = Some(conn.id());
@@ -259,18 +264,17 @@ impl Poller {
     }
 
     /// [`Poller::read`] on the connection `conn`.
-    async fn read_on(
-        &mut self,
-        conn: &mut Conn,
-    ) -> Result<(Reading, Vec<ServiceState>), ReadError> {
+    async fn read_on(&mut self, conn: &mut Conn) -> Result<Read, ReadError> {
         if self.schema.is_none() {
-            let schema = detect_schema(conn).await?;
+            let (schema, collation) = detect_columns(conn).await?;
             debug!(
                 absent = schema.absent().join(","),
+                cluster_name_collation = collation.as_deref(),
                 query = POLL_QUERY,
                 "services table columns detected"
             );
             self.schema = Some(schema);
+            self.cluster_names = NameComparison::of_collation(collation.as_deref());
             let server = identify_server(conn).await?;
             if self.server.as_ref() != Some(&server) {
                 info!(
@@ -305,12 +309,12 @@ impl Poller {
         .await?;
         trackers.retain(|_, (seen, _)| *seen == poll);
         self.follow_schema(&reading.schema);
-        let mut collisions = Vec::new();
-        let services = keep_freshest(candidates, |key| {
-            collisions.push((key.host.clone(), key.binary.clone(), key.id));
-        });
+        let down_time = self.config.judging.service_down_time.as_secs_f64();
+        let (chosen, collisions) = choose_rows(candidates, reading.reference_time, down_time);
         self.report_collisions(collisions);
-        Ok((reading, services))
+        let (ids, services): (Vec<i64>, Vec<ServiceState>) = chosen.into_iter().unzip();
+        let clusters = clusters_of(&services, &ids, self.cluster_names);
+        Ok((reading, services, clusters))
     }
 
     /// Notes a change of the table's columns (a cinder upgrade while running): the
@@ -328,24 +332,29 @@ impl Poller {
         self.schema = Some(found.clone());
     }
 
-    /// Warns once about each service that several live rows claim, naming the rows
-    /// left out; quiet while the same rows keep colliding.
-    fn report_collisions(&mut self, mut collisions: Vec<(String, String, i64)>) {
-        collisions.sort_unstable();
-        for (host, binary, id) in &collisions {
-            if self
-                .reported_collisions
-                .binary_search_by(|c| (&c.0, &c.1, c.2).cmp(&(host, binary, *id)))
-                .is_err()
-            {
-                warn!(
-                    host,
-                    binary,
-                    left_out_row_id = id,
-                    "several live services rows show as one series; publishing the one \
-                     with the latest heartbeat (then the highest id)"
-                );
-            }
+    /// Warns about each service that several live rows claim, naming the row
+    /// published and those left out: once per change of the set of colliding rows,
+    /// quiet while the same rows keep colliding, whichever of them is published.
+    fn report_collisions(&mut self, collisions: Vec<Collision>) {
+        for collision in new_collisions(&self.reported_collisions, &collisions) {
+            let left_out: Vec<i64> = collision
+                .rows
+                .iter()
+                .copied()
+                .filter(|id| *id != collision.kept)
+                .collect();
+            warn!(
+                host = collision.host,
+                binary = collision.binary,
+                published_row_id = collision.kept,
+                left_out_row_ids = left_out
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                "several live services rows show as one series; publishing the newest \
+                 row cinder-api shows up (else the one with the latest heartbeat)"
+            );
         }
         self.reported_collisions = collisions;
     }
@@ -397,14 +406,16 @@ fn service_state(
     }
 }
 
-/// The clusters of one poll's services, with their label sets built once.
-fn clusters_of(services: &[ServiceState]) -> Vec<ClusterState> {
-    let members = services.iter().map(|s| Member {
+/// The clusters of one poll's services (`ids`: their row ids), names compared as
+/// the database compares them, with their label sets built once.
+fn clusters_of(services: &[ServiceState], ids: &[i64], names: NameComparison) -> Vec<ClusterState> {
+    let members = services.iter().zip(ids).map(|(s, &id)| Member {
+        id,
         cluster_name: Some(s.text.cluster.as_str()),
         binary: Some(s.text.binary.as_str()),
         updated_at: s.updated_at,
     });
-    group_clusters(members)
+    group_clusters(members, names)
         .into_iter()
         .map(|cluster| ClusterState {
             labels: cluster_labels(&cluster),

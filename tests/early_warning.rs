@@ -5,8 +5,10 @@
 //!
 //! One service stops. CinderServiceHeartbeatsMissed must fire for it after two of its
 //! heartbeats are missed and before cinder shows it down, measured against the
-//! heartbeat the simulator last logged, and never for the healthy, skewed, slower or
-//! jittery services. The firing instant is the timestamp Prometheus wrote on its first
+//! heartbeat the simulator last logged, and never for the healthy, skewed or slower
+//! services, nor for those healthy but irregular: jitter, one slow report_state (a
+//! long gap, then a short one), a slow run every third, slow restarts; none of their
+//! gaps exceeds twice their interval. The firing instant is the timestamp Prometheus wrote on its first
 //! `ALERTS{alertstate="firing"}` sample, so the check compares what really happened,
 //! not wall-clock speed: a loaded machine delays both sides alike.
 
@@ -40,6 +42,20 @@ services:
   - host: jitter@lvm
     interval: 10
     jitter: 2
+  - host: slowonce@lvm
+    interval: 10
+    events:
+      - {at: 30, slow: 8}
+      - {at: 70, slow: 9}
+  - host: slowevery@lvm
+    interval: 10
+    slow_every: 3
+    slow_by: 9
+  - host: restarts@lvm
+    interval: 10
+    events:
+      - {at: 25, restart: 8}
+      - {at: 65, restart: 8}
 ";
 
 #[test]
@@ -47,10 +63,11 @@ fn heartbeats_missed_fires_before_cinder_shows_the_service_down_and_only_for_it(
     let db = Database::create(Schema::Cinder29);
     let fleet = Simulator::start(&db.url(), FLEET);
     // Clusters: c1@lvm (healthy and slow) stays up; c2@lvm (stops alone) goes down.
-    // The simulator's heartbeats write only report_count and updated_at.
-    db.exec(
-        "UPDATE services SET cluster_name = 'c1@lvm' WHERE host IN ('healthy@lvm', 'slow@lvm')",
-    );
+    // slow@lvm spells c1@lvm as cinder's collation (utf8mb3_general_ci) matches it:
+    // case and trailing spaces aside. The simulator's heartbeats write only
+    // report_count and updated_at.
+    db.exec("UPDATE services SET cluster_name = 'c1@lvm' WHERE host = 'healthy@lvm'");
+    db.exec("UPDATE services SET cluster_name = 'C1@LVM  ' WHERE host = 'slow@lvm'");
     db.exec("UPDATE services SET cluster_name = 'c2@lvm' WHERE host = 'stops@lvm'");
     let exporter = Exporter::start(ExporterOptions::with_yaml(&format!(
         "database:\n  url: {}\npoll_interval: 1s\nservice_down_time: {SERVICE_DOWN_TIME}s\n\
@@ -96,10 +113,27 @@ fn heartbeats_missed_fires_before_cinder_shows_the_service_down_and_only_for_it(
     let delay = first_firing - last_beat;
     // cinder-api shows it down once now - updated_at (whole seconds) > service_down_time.
     let cinder_down = stored_stamp as f64 + SERVICE_DOWN_TIME;
+    let scrape = exporter.scrape();
+    let interval = scrape
+        .value(
+            "cinder_service_heartbeat_interval_seconds",
+            &[("host", "stops@lvm")],
+        )
+        .expect("the interval of stops@lvm");
     eprintln!(
         "CinderServiceHeartbeatsMissed fired {delay:.1} s after the last heartbeat of stops@lvm \
-         (report_count {last_count}); cinder showed it down {:.1} s after it",
+         (report_count {last_count}, observed interval {interval:.3} s); cinder showed it down \
+         {:.1} s after it",
         cinder_down - last_beat
+    );
+    // By construction: 2.5 observed intervals of silence, counted from the poll that
+    // saw the heartbeat (at most a poll after it), then at most a poll, a scrape and
+    // an evaluation (1 + 1 + 2 + 2 s): 31 s at an interval of 10 s, 30 s once the
+    // phases are at most a second behind.
+    let bound = 2.5 * interval + 1.0 + 1.0 + 2.0 + 2.0;
+    assert!(
+        delay <= bound,
+        "fired {delay:.1} s after the last heartbeat, later than the {bound:.1} s of its construction"
     );
     assert!(
         delay >= 2.0 * REPORT_INTERVAL,

@@ -9,8 +9,9 @@ use super::clock_offset::ClockOffset;
 /// that the cause can be judged at scrape time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnosis {
-    /// Mean seconds between heartbeats over the window: Δupdated_at / Δreport_count,
-    /// counted from the latest clock step or change of pace.
+    /// Seconds between heartbeats: ΣΔupdated_at / ΣΔreport_count over the recent gaps,
+    /// silences left out, counted from the latest clock step or change of pace (see
+    /// `heartbeat_interval.rs` for the estimator and its bound).
     pub heartbeat_interval: Option<f64>,
     pub clock_offset: Option<ClockOffset>,
     /// Reference time of the poll that first saw the current `report_count`: the count

@@ -1,5 +1,6 @@
 //! Follows one service row across polls and keeps the estimates its diagnosis is made
-//! of: the heartbeat interval ([`IntervalWindow`]) and the clock offset
+//! of: the heartbeat interval ([`IntervalWindow`], robust to one irregular gap) and
+//! the clock offset
 //! ([`OffsetBrackets`]). Pure: observations in, numbers out.
 //!
 //! Only an advance of `report_count` proves a heartbeat (`updated_at` also moves on a
@@ -107,7 +108,7 @@ impl HeartbeatTracker {
     /// The current estimates.
     pub fn diagnosis(&self) -> Diagnosis {
         Diagnosis {
-            heartbeat_interval: self.interval.mean(),
+            heartbeat_interval: self.interval.estimate(),
             clock_offset: self.offset.estimate(),
             count_seen_since: self.count_seen_since,
             advance_seen: self.advance_seen,
@@ -118,6 +119,7 @@ impl HeartbeatTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cinder::{DownCause, Thresholds};
 
     /// A service heartbeating every `interval` s with clock `offset`, polled every
     /// `poll` s starting at `phase`; returns the tracker after `duration` s.
@@ -154,7 +156,7 @@ mod tests {
     }
 
     #[test]
-    fn interval_is_the_mean_between_recorded_heartbeats() {
+    fn interval_is_the_pace_between_recorded_heartbeats() {
         let tracker = simulate(-7.5, 10.0, 2.0, 0.1, 200.0);
         let interval = tracker.diagnosis().heartbeat_interval.unwrap();
         assert!((interval - 10.0).abs() <= 0.1, "{interval}");
@@ -330,9 +332,9 @@ mod tests {
     }
 
     #[test]
-    fn a_new_pace_is_taken_up_at_once() {
-        // Every second until 20 s, then every 5 s: the first 5 s pair restarts the
-        // window; the next one confirms it.
+    fn a_new_pace_is_taken_up_at_the_second_gap() {
+        // Every second until 20 s, then every 5 s: two 5 s gaps in a row restart
+        // the window.
         let row = |t: f64| {
             let beat = if t < 25.0 {
                 t.floor().min(20.0)
@@ -348,11 +350,14 @@ mod tests {
         };
         let mut tracker = HeartbeatTracker::new();
         poll_over(&mut tracker, (0.1, 25.1), 0.2, row, |_, _| {});
+        // One 5 s gap could be a slow restart: not yet the pace.
+        assert_eq!(tracker.diagnosis().heartbeat_interval, Some(1.0));
+        poll_over(&mut tracker, (25.1, 30.1), 0.2, row, |_, _| {});
         assert_eq!(tracker.diagnosis().heartbeat_interval, Some(5.0));
-        poll_over(&mut tracker, (25.1, 60.0), 0.2, row, |t, d| {
+        poll_over(&mut tracker, (30.1, 60.0), 0.2, row, |t, d| {
             assert_eq!(d.heartbeat_interval, Some(5.0), "at {t}");
         });
-        // And back: the first 1 s pair after 5 s ones restarts the window too.
+        // And back: two 1 s gaps after 5 s ones restart the window too.
         let faster = |t: f64| {
             if t < 60.0 {
                 row(t)
@@ -362,7 +367,7 @@ mod tests {
                 (count + (beat - 59.0) as i64, beat + 0.5)
             }
         };
-        poll_over(&mut tracker, (60.0, 61.5), 0.2, faster, |_, _| {});
+        poll_over(&mut tracker, (60.0, 62.5), 0.2, faster, |_, _| {});
         assert_eq!(tracker.diagnosis().heartbeat_interval, Some(1.0));
     }
 
@@ -377,7 +382,7 @@ mod tests {
         poll_over(&mut tracker, (0.1, 60.0), 0.2, row, |_, _| {});
         let interval = tracker.diagnosis().heartbeat_interval.unwrap();
         assert!((interval - 1.3).abs() <= 0.1, "{interval}");
-        assert_eq!(tracker.interval.len(), WINDOW + 1);
+        assert_eq!(tracker.interval.len(), WINDOW);
         // 1 s with ±0.1 s of jitter: two stamps may share a second (a pair of 0 s).
         let beat = |k: f64| k + 0.1 * (((k as i64 * 7919) % 13) as f64 / 6.0 - 1.0);
         let row = |t: f64| {
@@ -388,6 +393,150 @@ mod tests {
         poll_over(&mut tracker, (0.5, 60.0), 0.2, row, |_, _| {});
         let interval = tracker.diagnosis().heartbeat_interval.unwrap();
         assert!((interval - 1.0).abs() <= 0.1, "{interval}");
-        assert_eq!(tracker.interval.len(), WINDOW + 1);
+        assert_eq!(tracker.interval.len(), WINDOW);
+    }
+
+    /// A right clock heartbeating at the instants `beats` (seconds after a fixed
+    /// start), polled every second (at a phase no heartbeat shares) until `until`;
+    /// `check` sees every poll's time and diagnosis.
+    fn watch_beats(beats: &[f64], until: f64, mut check: impl FnMut(f64, &Diagnosis)) {
+        let row = |t: f64| {
+            let count = beats.iter().take_while(|b| **b <= t).count();
+            let stamp = if count == 0 { 0.0 } else { beats[count - 1] };
+            (count as i64, stamp)
+        };
+        let mut tracker = HeartbeatTracker::new();
+        poll_over(&mut tracker, (beats[0] + 0.37, until), 1.0, row, |t, d| {
+            check(1_000_000.0 + t, d)
+        });
+    }
+
+    /// What CinderServiceHeartbeatsMissed computes (alerts/cinder-exporter.rules.yml):
+    /// heartbeats missed by the observed interval, fired at 2.
+    fn missed(d: &Diagnosis, poll_time: f64) -> f64 {
+        d.heartbeat_interval.map_or(0.0, |interval| {
+            (d.silence(poll_time) / interval - 0.5).floor()
+        })
+    }
+
+    /// cinder's looping call at `interval`: run k starts at k × interval (plus
+    /// `jitter(k)`), and stamps after `run(k)` seconds, never outlasting the interval.
+    fn schedule(
+        count: usize,
+        interval: f64,
+        jitter: impl Fn(usize) -> f64,
+        run: impl Fn(usize) -> f64,
+    ) -> Vec<f64> {
+        let mut start = 0.0;
+        (1..=count)
+            .map(|k| {
+                start += interval + jitter(k);
+                start + run(k)
+            })
+            .collect()
+    }
+
+    /// Pseudo-random in [-1, 1], the same at every run of the test.
+    fn wobble(k: usize) -> f64 {
+        ((k * 7919 + 13) % 97) as f64 / 48.0 - 1.0
+    }
+
+    #[test]
+    fn irregular_healthy_services_never_miss_two_heartbeats() {
+        let slow_restart = {
+            // Heartbeats every 10 s, then a restart 9 s long right after one: the
+            // first heartbeat after it comes a whole interval after the start.
+            let mut beats = schedule(20, 10.0, |_| 0.0, |_| 0.2);
+            let restart = beats[19] + 9.0;
+            beats.extend(
+                schedule(20, 10.0, |_| 0.0, |_| 0.2)
+                    .iter()
+                    .map(|b| b + restart),
+            );
+            beats
+        };
+        let cases: [(&str, Vec<f64>); 6] = [
+            (
+                "jitter ±2 s",
+                schedule(60, 10.0, |k| 2.0 * wobble(k), |_| 0.1),
+            ),
+            (
+                "one report_state 8 s slow (18 s then 2 s)",
+                schedule(60, 10.0, |_| 0.0, |k| if k == 30 { 8.1 } else { 0.1 }),
+            ),
+            (
+                "one report_state 9.8 s slow (19.7 s then 0.3 s)",
+                schedule(60, 10.0, |_| 0.0, |k| if k == 30 { 9.8 } else { 0.1 }),
+            ),
+            (
+                "every third run 9 s slow",
+                schedule(60, 10.0, |_| 0.0, |k| if k % 3 == 0 { 9.0 } else { 0.0 }),
+            ),
+            (
+                "runs of random length under the interval",
+                schedule(60, 10.0, |_| 0.0, |k| 4.9 * (wobble(k) + 1.0)),
+            ),
+            ("a slow restart (19.2 s)", slow_restart),
+        ];
+        for (name, beats) in cases {
+            let longest = beats.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+            assert!(longest <= 20.0, "{name}: a gap of {longest} s");
+            let end = *beats.last().unwrap();
+            watch_beats(&beats, end, |t, d| {
+                assert!(missed(d, t) < 2.0, "{name}, at {t}: {d:?}");
+            });
+        }
+    }
+
+    #[test]
+    fn a_stopped_service_is_warned_at_two_intervals_and_a_half() {
+        // Irregular, then stopped: the warning comes 25 s of silence after the
+        // last heartbeat, give or take the window's bound and a poll.
+        let beats = schedule(
+            40,
+            10.0,
+            |k| 2.0 * wobble(k),
+            |k| if k == 30 { 8.0 } else { 0.1 },
+        );
+        let last = *beats.last().unwrap();
+        let mut warned = None;
+        watch_beats(&beats, last + 60.0, |t, d| {
+            if warned.is_none() && missed(d, t) >= 2.0 {
+                warned = Some(t - 1_000_000.0 - last);
+            }
+        });
+        let warned = warned.expect("warned");
+        assert!((24.0..=28.0).contains(&warned), "{warned}");
+    }
+
+    #[test]
+    fn a_slow_restart_then_death_reads_heartbeat_stopped() {
+        let limits = Thresholds::new(60.0, 10.0);
+        for restart in [15.0, 45.0, 55.0, 65.0, 120.0, 3_600.0] {
+            for beats_after in [1, 2, 5] {
+                // A slow report_state, then a restart that may outlast
+                // service_down_time, a few heartbeats, then death.
+                let mut beats = schedule(30, 10.0, |_| 0.0, |k| if k == 20 { 9.0 } else { 0.1 });
+                let back = beats[29] + restart;
+                beats.extend(
+                    schedule(beats_after, 10.0, |_| 0.0, |_| 0.1)
+                        .iter()
+                        .map(|b| b + back),
+                );
+                let last = *beats.last().unwrap();
+                let mut causes = Vec::new();
+                watch_beats(&beats, last + 200.0, |t, d| {
+                    let since_last = t - 1_000_000.0 - last;
+                    if since_last > 62.0 {
+                        let age = since_last.floor();
+                        causes.push(d.down_cause(Some(age), false, t, &limits));
+                    }
+                });
+                assert!(
+                    causes.iter().all(|c| *c == DownCause::HeartbeatStopped),
+                    "restart {restart} s, {beats_after} heartbeats after: {causes:?}"
+                );
+            }
+        }
     }
 }

@@ -16,11 +16,11 @@ mod stamp_window;
 mod thresholds;
 mod verdict;
 
-pub use cluster::{group_clusters, Cluster, ClusterVerdict, Member};
+pub use cluster::{group_clusters, Cluster, ClusterVerdict, Member, NameComparison};
 pub use diagnosis::Diagnosis;
 pub use down_cause::DownCause;
 pub use heartbeat_tracker::HeartbeatTracker;
-pub use row::{keep_freshest, ServiceKey, ServiceRow};
+pub use row::{choose_rows, new_collisions, Collision, ServiceKey, ServiceRow};
 pub use stamp_window::StampWindow;
 pub use thresholds::Thresholds;
 pub use verdict::Verdict;

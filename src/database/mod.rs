@@ -17,5 +17,5 @@ pub(crate) use error::connect;
 pub use error::ReadError;
 pub(crate) use read::{read_services, Reading};
 pub use schema::detect_schema;
-pub(crate) use schema::{Schema, POLL_QUERY};
+pub(crate) use schema::{detect_columns, Schema, POLL_QUERY};
 pub(crate) use server::{identify_server, Server};

@@ -146,15 +146,29 @@ pub enum Optional {
 /// account may read), the error names the account as the server matched it and the
 /// database, so that the GRANT can be copied as it is.
 pub async fn detect_schema(conn: &mut Conn) -> Result<Schema, ReadError> {
-    let columns: Vec<String> = conn
+    detect_columns(conn).await.map(|(schema, _)| schema)
+}
+
+/// Reads the `services` table's column names, and the collation of `cluster_name`
+/// (how cinder's SQL compares cluster names), in one query. The collation is `None`
+/// when the release has no `cluster_name` column.
+pub(crate) async fn detect_columns(conn: &mut Conn) -> Result<(Schema, Option<String>), ReadError> {
+    let columns: Vec<(String, Option<String>)> = conn
         .query(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+            "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'services'",
         )
         .await
         .map_err(ReadError::Database)?;
-    let problem = match Schema::from_columns(&columns) {
-        Ok(schema) => return Ok(schema),
+    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    let problem = match Schema::from_columns(&names) {
+        Ok(schema) => {
+            let collation = columns
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("cluster_name"))
+                .and_then(|(_, collation)| collation.clone());
+            return Ok((schema, collation));
+        }
         Err(problem) => problem,
     };
     let Some((account, database)) = account_and_database(conn).await else {

@@ -369,7 +369,7 @@ fn bool_value(b: bool) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cinder::{group_clusters, Diagnosis, Member};
+    use crate::cinder::{group_clusters, Diagnosis, Member, NameComparison};
     use crate::config::Config;
     use crate::snapshot::{ClusterState, PollHealth, Published, ServiceText};
     use std::time::{Duration, Instant};
@@ -561,11 +561,12 @@ mod tests {
         snapshot.services[2].updated_at = Some(900);
         let names = ["c1@lvm", "c1@lvm", "c2@lvm"];
         let members = (0..3).map(|i| Member {
+            id: i as i64,
             cluster_name: Some(names[i]),
             binary: Some("cinder-volume"),
             updated_at: snapshot.services[i].updated_at,
         });
-        snapshot.clusters = group_clusters(members)
+        snapshot.clusters = group_clusters(members, NameComparison::CINDER_SCHEMA)
             .into_iter()
             .map(|cluster| ClusterState {
                 labels: crate::series::cluster_labels(&cluster),

@@ -171,7 +171,7 @@ family!(
     "cinder_cluster_services_up",
     Gauge,
     &CLUSTER_LABELS,
-    "Services of the cluster the scheduler sees up: updated_at >= now - service_down_time."
+    "Services of the cluster cinder does not count down (num_hosts - num_down_hosts): updated_at >= now - service_down_time, or NULL."
 );
 
 // Drop-in series of openstack-exporter (opt-in, `compatibility: {openstack_exporter:

@@ -1,6 +1,6 @@
 //! The fleet file: which cinder services to simulate, how each one's clock and
 //! heartbeat behave, and the timed changes (clock steps, stops, resumes, new
-//! intervals) that tests script against them.
+//! intervals, one slow report_state, a restart) that tests script against them.
 //!
 //! Everything is checked while serde reads the YAML, so that every error carries the
 //! position serde_yaml knows and the path of the offending key. The file is read as
@@ -77,6 +77,13 @@ pub enum Change {
     Resume,
     /// The service's report interval becomes this many seconds.
     Interval(f64),
+    /// The next report_state spends this many seconds between loading and saving
+    /// the row (one slow run; `slow_every` makes them periodic).
+    Slow(f64),
+    /// Right after its next report_state, the process restarts: it is down for this
+    /// many seconds, then starts again with its row, and heartbeats one interval
+    /// later, as at start.
+    Restart(f64),
 }
 
 /// Reads and validates the fleet file at `path`.
@@ -225,6 +232,10 @@ struct RawEvent {
     resume: Option<bool>,
     #[serde(default, deserialize_with = "some_positive_seconds")]
     interval: Option<f64>,
+    #[serde(default, deserialize_with = "some_non_negative_seconds")]
+    slow: Option<f64>,
+    #[serde(default, deserialize_with = "some_non_negative_seconds")]
+    restart: Option<f64>,
 }
 
 impl TryFrom<RawEvent> for Event {
@@ -248,17 +259,23 @@ impl TryFrom<RawEvent> for Event {
         if let Some(interval) = raw.interval {
             set.push(("interval", Change::Interval(interval)));
         }
+        if let Some(seconds) = raw.slow {
+            set.push(("slow", Change::Slow(seconds)));
+        }
+        if let Some(downtime) = raw.restart {
+            set.push(("restart", Change::Restart(downtime)));
+        }
         match set.as_slice() {
             [(_, change)] => Ok(Event {
                 at: raw.at,
                 change: *change,
             }),
             [] => Err(format!(
-                "the event at {} s sets nothing; set exactly one of skew, stop, resume, interval",
+                "the event at {} s sets nothing; set exactly one of skew, stop, resume, interval, slow, restart",
                 raw.at
             )),
             several => Err(format!(
-                "the event at {} s sets {}; set exactly one of skew, stop, resume, interval \
+                "the event at {} s sets {}; set exactly one of skew, stop, resume, interval, slow, restart \
                  (write two events for two changes)",
                 raw.at,
                 several
@@ -334,6 +351,10 @@ fn some_finite_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D
 
 fn some_positive_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     positive_seconds(d).map(Some)
+}
+
+fn some_non_negative_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    non_negative_seconds(d).map(Some)
 }
 
 /// Checks text for a `varchar(255)` column, in the scalar (see [`SecondsVisitor`]);
@@ -494,6 +515,8 @@ services:
       - {at: 20, stop: true}
       - {at: 50, interval: 4}
       - {at: 50, skew: 0}
+      - {at: 60, slow: 8}
+      - {at: 70, restart: 9.5}
 ";
         let s = &parse(text, "f").unwrap().services[0];
         assert_eq!(s.binary, "cinder-backup");
@@ -516,6 +539,8 @@ services:
                 (40.0, Change::Resume),
                 (50.0, Change::Interval(4.0)),
                 (50.0, Change::Skew(0.0)),
+                (60.0, Change::Slow(8.0)),
+                (70.0, Change::Restart(9.5)),
             ]
         );
     }

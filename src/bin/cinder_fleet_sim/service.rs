@@ -5,7 +5,8 @@
 //! the first run one interval after start (`initial_delay = report_interval`), then
 //! each wait is the interval minus the last run's duration (never negative), so a run
 //! that outlasts its interval makes the next heartbeat late. The simulator adds
-//! optional uniform jitter to each wait.
+//! optional uniform jitter to each wait, slow runs, and restarts (down for a while
+//! right after a heartbeat, then the first heartbeat one interval after the start).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -226,6 +227,17 @@ impl<'a> Lifecycle<'a> {
                 info!("resumed");
                 self.schedule.resume(Instant::now(), has_row);
             }
+            Change::Slow(seconds) => {
+                info!(by = seconds, "the next report_state will be slow");
+                self.schedule.slow_once = Some(seconds);
+            }
+            Change::Restart(downtime) => {
+                info!(
+                    downtime,
+                    "the process will restart after its next report_state"
+                );
+                self.schedule.restart_after_run = Some(downtime);
+            }
         }
     }
 
@@ -265,6 +277,10 @@ impl<'a> Lifecycle<'a> {
                 let took = now - started;
                 log_heartbeat(run, took, self.schedule.interval, result);
                 self.schedule.ran(now, took);
+                if let Some(downtime) = self.schedule.restart_after_run.take() {
+                    info!(downtime, "process restarting");
+                    self.schedule.restart(now, downtime);
+                }
             }
         }
     }
@@ -291,7 +307,12 @@ impl<'a> Lifecycle<'a> {
     /// report_state.
     fn begin_work(&mut self) {
         self.schedule.wake = None;
-        if self.process.has_row() {
+        if self.schedule.restarting {
+            // The process is back; cinder's start finds its row and waits an interval.
+            self.schedule.restarting = false;
+            info!("process restarted");
+            self.schedule.started(Instant::now());
+        } else if self.process.has_row() {
             self.begin_report();
         } else {
             self.begin_setup();
@@ -322,8 +343,8 @@ impl<'a> Lifecycle<'a> {
             clock,
             row_id,
         } = self.process;
-        let (run, slow) = self.schedule.next_run();
-        let slow_by = slow.then(|| secs(spec.slow_by));
+        let (run, slow) = self.schedule.next_run(spec.slow_by);
+        let slow_by = slow.map(secs);
         let report = report_state(table, spec, clock, row_id, slow_by);
         let started = Instant::now();
         let work = async move {
@@ -351,6 +372,12 @@ struct Schedule {
     wait: Wait,
     /// report_state runs begun so far.
     runs: u64,
+    /// The next run is slow by this many seconds (an event's, once).
+    slow_once: Option<f64>,
+    /// After the next run the process restarts, down for this many seconds.
+    restart_after_run: Option<f64>,
+    /// Down for a restart: the next wake-up starts the process again.
+    restarting: bool,
 }
 
 impl Schedule {
@@ -364,6 +391,9 @@ impl Schedule {
             wake: Some(start),
             wait: Wait::start(start, 0.0),
             runs: 0,
+            slow_once: None,
+            restart_after_run: None,
+            restarting: false,
         }
     }
 
@@ -378,11 +408,19 @@ impl Schedule {
         self.wake = Some(now + SETUP_RETRY);
     }
 
-    /// Numbers the run about to begin, and says whether it is a slow one.
-    fn next_run(&mut self) -> (u64, bool) {
+    /// Numbers the run about to begin, and says how slow it is, if it is: an event's
+    /// one slow run, else every `slow_every`th by `slow_by`.
+    fn next_run(&mut self, slow_by: f64) -> (u64, Option<f64>) {
         self.runs += 1;
-        let slow = self.slow_every > 0 && self.runs.is_multiple_of(self.slow_every);
+        let periodic = self.slow_every > 0 && self.runs.is_multiple_of(self.slow_every);
+        let slow = self.slow_once.take().or(periodic.then_some(slow_by));
         (self.runs, slow)
+    }
+
+    /// The process goes down right after a run, for `downtime` seconds.
+    fn restart(&mut self, now: Instant, downtime: f64) {
+        self.restarting = true;
+        self.wake = Some(now + secs(downtime));
     }
 
     /// A report_state run that took `took` has ended (saved or not).
@@ -402,6 +440,8 @@ impl Schedule {
     fn stop(&mut self) {
         self.stopped = true;
         self.wake = None;
+        // A stop during a restart's downtime: the resume starts the process.
+        self.restarting = false;
     }
 
     /// Heartbeats restart as at start, one interval on; a service that never got

@@ -95,12 +95,13 @@ struct Running {
 impl Pollers {
     /// Makes the pollers match `setup`; returns what is served now and what changed.
     pub fn apply(&mut self, setup: Setup) -> Applied {
+        let mut served = Served::default();
+        served.unconfigured = setup.unconfigured.map(|why| why.to_string());
         let wanted = setup
             .main
             .map(|config| (None, config))
             .into_iter()
             .chain(setup.targets.into_iter().map(|t| (Some(t.name), t.config)));
-        let mut served = Served::default();
         let mut changes = Vec::new();
         let mut next = BTreeMap::new();
         for (name, config) in wanted {

@@ -156,6 +156,9 @@ impl Reloader<'_> {
         };
         match (setup, security) {
             (Ok(setup), Ok(security)) => {
+                if let Some(why) = &setup.unconfigured {
+                    warn!("{why}");
+                }
                 let applied = self.pollers.apply(setup);
                 let summary = applied.summary();
                 self.app.replace(applied.served, Guard::of(security));
@@ -195,9 +198,10 @@ fn log_start(cli: &Cli, setup: &Setup, security: &WebSecurity, listener: &TcpLis
         targets = setup.targets.len(),
         "cinder_exporter starting"
     );
-    match &setup.main {
-        Some(config) => log_database("", cli.telemetry_path.as_str(), config),
-        None => info!(
+    match (&setup.main, &setup.unconfigured) {
+        (Some(config), _) => log_database("", cli.telemetry_path.as_str(), config),
+        (None, Some(why)) => warn!("{why}"),
+        (None, None) => info!(
             path = %cli.telemetry_path,
             "no top-level database: it serves only the exporter's own metrics; the targets are on /probe"
         ),

@@ -213,7 +213,11 @@ impl App {
                 };
                 status_page::render(&Judgement::of(database, Instant::now()), &context)
             }
-            None => status_page::index(&targets, &self.telemetry_path),
+            None => status_page::index(
+                &targets,
+                &self.telemetry_path,
+                served.unconfigured.as_deref(),
+            ),
         };
         let mut response = Response::new(Either::Left(Full::new(Bytes::from(page))));
         let headers = response.headers_mut();
@@ -232,6 +236,9 @@ impl App {
 /// targets, the exporter's own metrics alone.
 fn metrics(served: &Served, gzip: bool) -> Response<ResponseBody> {
     let timer = own::start_scrape(Endpoint::Metrics);
+    if served.unconfigured.is_some() {
+        return streamed(ExpositionWriter::unconfigured(), gzip, timer);
+    }
     let judgement = served
         .main
         .as_ref()

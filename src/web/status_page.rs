@@ -61,14 +61,22 @@ pub fn render(judgement: &Judgement, context: &PageContext) -> String {
     out
 }
 
-/// The page at `/` when there is no top-level database: the targets, each linked.
-pub fn index(targets: &[&str], telemetry_path: &str) -> String {
+/// The page at `/` when there is no top-level database: why not, if it is only not
+/// configured yet (`unconfigured`), and the targets, each linked.
+pub fn index(targets: &[&str], telemetry_path: &str, unconfigured: Option<&str>) -> String {
     let mut out = String::with_capacity(4 * 1024);
     head(&mut out);
-    out.push_str(
-        "<body>\n<header><h1>Cinder services</h1></header>\n\
-         <p>No top-level database is configured; each target has its own page.</p>\n",
-    );
+    out.push_str("<body>\n<header><h1>Cinder services</h1></header>\n");
+    match unconfigured {
+        Some(why) => {
+            out.push_str("<p class=\"banner bad\">");
+            escape(&mut out, why);
+            out.push_str("</p>\n");
+        }
+        None => out.push_str(
+            "<p>No top-level database is configured; each target has its own page.</p>\n",
+        ),
+    }
     links(&mut out, telemetry_path, targets);
     out.push_str("</body>\n</html>\n");
     out

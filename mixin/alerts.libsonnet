@@ -381,7 +381,7 @@ local prose(text) =
                 The exporter fails to poll the cinder database of target {{ $labels.instance }}
                 (job {{ $labels.job }}); per-service series vanish after its stale_after, so no
                 service alert can fire there. Read the exporter's log (journalctl -u
-                cinder_exporter): connection refused or timed out means the database or the
+                prometheus-cinder-exporter): connection refused or timed out means the database or the
                 network (cinder itself is then likely failing too: check openstack volume service
                 list); access denied means the exporter's user lacks GRANT SELECT ON
                 cinder.services; a missing table means the URL names the wrong database.
@@ -404,7 +404,8 @@ local prose(text) =
               description: prose(|||
                 The scrape of {{ $labels.instance }} (job {{ $labels.job }}) fails, so the cinder
                 services it serves are not watched. Check the exporter (systemctl status
-                cinder_exporter, journalctl -u cinder_exporter; a configuration error exits with
+                prometheus-cinder-exporter, journalctl -u prometheus-cinder-exporter; a
+                configuration error exits with
                 status 2 and names the line), that it listens on its --web.listen-address (:9847 by
                 default), and the Prometheus targets page for the scrape error; a probe of a
                 target name the exporter's targets: does not list fails with 400.

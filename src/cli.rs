@@ -7,10 +7,25 @@ use clap::{Parser, ValueEnum};
 /// The default listen address; 9847 is this exporter's port.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":9847";
 
+/// What `--version` prints after the name, as Prometheus's own programs print it:
+/// where the build comes from (build.rs) on the lines after the version. `-V` prints
+/// the version alone.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision: ",
+    env!("CINDER_EXPORTER_REVISION"),
+    ")\n  build date:       ",
+    env!("CINDER_EXPORTER_BUILD_DATE"),
+    "\n  rustc version:    ",
+    env!("CINDER_EXPORTER_RUSTC_VERSION"),
+    "\n  platform:         ",
+    env!("CINDER_EXPORTER_PLATFORM"),
+);
+
 /// Prometheus exporter for OpenStack Cinder services: whether each service is up
 /// exactly as cinder judges it, and why not.
 #[derive(Debug, Parser)]
-#[command(name = "cinder_exporter", version, about, long_about = None)]
+#[command(name = "cinder_exporter", version, long_version = LONG_VERSION, about, long_about = None)]
 pub struct Cli {
     /// YAML configuration file (database URL, cinder.conf path, intervals).
     /// Without it: defaults, and the database URL from CINDER_EXPORTER_DATABASE_URL.

@@ -305,6 +305,9 @@ pub fn readiness(served: &Served, now: Instant) -> Result<(), &'static str> {
     match &served.main {
         Some(main) if Judgement::of(main, now).has_read() => Ok(()),
         Some(_) => Err("no successful poll of the cinder database yet"),
+        None if served.unconfigured.is_some() => {
+            Err("the cinder database is not configured yet (the status page at / says how)")
+        }
         None if served
             .targets()
             .all(|t| Judgement::of(t, now).has_answered()) =>

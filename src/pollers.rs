@@ -106,6 +106,8 @@ struct Running {
 impl Pollers {
     /// Makes the pollers match `setup`; returns what is served now and what changed.
     pub fn apply(&mut self, setup: Setup) -> Applied {
+        let mut served = Served::default();
+        served.unconfigured = setup.unconfigured.map(|why| why.to_string());
         let wanted = setup
             .main
             .map(|config| (None, config))

@@ -161,6 +161,9 @@ impl Reloader<'_> {
     async fn reload(&mut self) -> Result<String, String> {
         match self.read_files().await {
             Ok((setup, security)) => {
+                if let Some(why) = &setup.unconfigured {
+                    warn!("{why}");
+                }
                 let applied = self.pollers.apply(setup);
                 let summary = applied.summary();
                 self.app.replace(applied.served, Guard::of(security));
@@ -225,9 +228,10 @@ fn log_start(cli: &Cli, setup: &Setup, security: &WebSecurity, listener: &TcpLis
         targets = setup.targets.len(),
         "cinder_exporter starting"
     );
-    match &setup.main {
-        Some(config) => log_database("", cli.telemetry_path.as_str(), config),
-        None => info!(
+    match (&setup.main, &setup.unconfigured) {
+        (Some(config), _) => log_database("", cli.telemetry_path.as_str(), config),
+        (None, Some(why)) => warn!("{why}"),
+        (None, None) => info!(
             path = %cli.telemetry_path,
             "no top-level database: it serves only the exporter's own metrics; the targets are on /probe"
         ),

@@ -75,6 +75,9 @@ pub struct Served {
     pub main: Option<ServedDatabase>,
     /// The named databases, served on `/probe?target=NAME`, by name.
     targets: BTreeMap<String, ServedDatabase>,
+    /// Why the top-level database is not configured yet (`main` is then `None`):
+    /// `/metrics` says `cinder_up 0`, `/` and `/-/ready` say this.
+    pub unconfigured: Option<String>,
 }
 
 impl Served {

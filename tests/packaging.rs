@@ -26,6 +26,11 @@ use common::{free_port, repository, Database, PrivateServer, Schema, Scrape};
 
 const PACKAGE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The Debian package's name, and the name of everything it adds around the program
+/// `cinder_exporter`: unit, `/etc/default` file, configuration directory, system user,
+/// `/usr/share` directory (Debian's `prometheus-NAME-exporter` convention).
+const PACKAGE: &str = "prometheus-cinder-exporter";
+
 /// The numeric user the container runs as (Containerfile's `USER`).
 const CONTAINER_USER: &str = "65534:65534";
 
@@ -36,7 +41,7 @@ const CONTAINER_USER: &str = "65534:65534";
 static DEB: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 static STATIC_BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
-/// `target/debian/cinder-exporter_<version>_amd64.deb`.
+/// `target/debian/prometheus-cinder-exporter_<version>_amd64.deb`.
 fn deb() -> &'static Path {
     match DEB.get_or_init(|| package("deb")) {
         Ok(path) => path,
@@ -99,7 +104,7 @@ fn the_package_holds_the_binary_the_service_and_the_mixin() {
     let deb = deb();
     assert_eq!(
         deb.file_name().unwrap().to_str().unwrap(),
-        format!("cinder-exporter_{PACKAGE_VERSION}_amd64.deb")
+        format!("prometheus-cinder-exporter_{PACKAGE_VERSION}_amd64.deb")
     );
     let listing = text(&run(Command::new("dpkg-deb").arg("-c").arg(deb)).stdout);
     let entries: Vec<(&str, &str)> = listing
@@ -118,16 +123,16 @@ fn the_package_holds_the_binary_the_service_and_the_mixin() {
     };
     assert_eq!(mode_of("/usr/bin/cinder_exporter"), "-rwxr-xr-x");
     for path in [
-        "/lib/systemd/system/cinder-exporter.service",
-        "/etc/default/cinder-exporter",
-        "/etc/cinder-exporter/config.yml",
-        "/usr/share/cinder-exporter/cinder-exporter.rules.yml",
-        "/usr/share/cinder-exporter/alertmanager.example.yml",
-        "/usr/share/cinder-exporter/RUNBOOK.md",
-        "/usr/share/cinder-exporter/cinder-services.json",
-        "/usr/share/doc/cinder-exporter/copyright",
-        "/usr/share/doc/cinder-exporter/changelog.gz",
-        "/usr/share/lintian/overrides/cinder-exporter",
+        "/lib/systemd/system/prometheus-cinder-exporter.service",
+        "/etc/default/prometheus-cinder-exporter",
+        "/etc/prometheus-cinder-exporter/config.yml",
+        "/usr/share/prometheus-cinder-exporter/cinder-exporter.rules.yml",
+        "/usr/share/prometheus-cinder-exporter/alertmanager.example.yml",
+        "/usr/share/prometheus-cinder-exporter/RUNBOOK.md",
+        "/usr/share/prometheus-cinder-exporter/cinder-services.json",
+        "/usr/share/doc/prometheus-cinder-exporter/copyright",
+        "/usr/share/doc/prometheus-cinder-exporter/changelog.gz",
+        "/usr/share/lintian/overrides/prometheus-cinder-exporter",
         "/usr/share/man/man1/cinder_exporter.1.gz",
     ] {
         assert_eq!(mode_of(path), "-rw-r--r--", "{path}");
@@ -141,7 +146,12 @@ fn the_package_holds_the_binary_the_service_and_the_mixin() {
         let output = run(Command::new("dpkg-deb").arg("-f").arg(deb).arg(name));
         text(&output.stdout).trim().to_string()
     };
-    assert_eq!(field("Package"), "cinder-exporter");
+    assert_eq!(field("Package"), PACKAGE);
+    let maintainer = field("Maintainer");
+    assert!(
+        maintainer.contains("cinder-exporter@") && !maintainer.contains(".example"),
+        "Maintainer: {maintainer}"
+    );
     assert_eq!(field("Version"), PACKAGE_VERSION);
     assert_eq!(field("Architecture"), "amd64");
     let depends = field("Depends");
@@ -160,8 +170,8 @@ fn the_package_holds_the_binary_the_service_and_the_mixin() {
     assert_eq!(
         conffiles.lines().collect::<Vec<_>>(),
         [
-            "/etc/cinder-exporter/config.yml",
-            "/etc/default/cinder-exporter"
+            "/etc/prometheus-cinder-exporter/config.yml",
+            "/etc/default/prometheus-cinder-exporter"
         ]
     );
     for script in ["postinst", "prerm", "postrm"] {
@@ -210,7 +220,7 @@ fn lintian_finds_no_errors_and_only_accepted_warnings() {
 #[test]
 fn systemd_accepts_the_unit_and_rates_it_hardened() {
     let root = unpacked_deb();
-    let unit = "cinder-exporter.service";
+    let unit = "prometheus-cinder-exporter.service";
     let unit_path = root.path().join("lib/systemd/system").join(unit);
 
     // `verify` loads the unit as systemd would inside the unpacked package, with the
@@ -281,14 +291,14 @@ fn systemd_accepts_the_unit_and_rates_it_hardened() {
     );
 }
 
-/// The flags `/etc/default/cinder-exporter` gives the service (`ARGS=`), split as
+/// The flags `/etc/default/prometheus-cinder-exporter` gives the service (`ARGS=`), split as
 /// systemd splits an unquoted `$ARGS`.
 fn packaged_args(root: &Path) -> Vec<String> {
-    let defaults = fs::read_to_string(root.join("etc/default/cinder-exporter")).unwrap();
+    let defaults = fs::read_to_string(root.join("etc/default/prometheus-cinder-exporter")).unwrap();
     let line = defaults
         .lines()
         .find_map(|l| l.strip_prefix("ARGS="))
-        .expect("ARGS= in /etc/default/cinder-exporter");
+        .expect("ARGS= in /etc/default/prometheus-cinder-exporter");
     line.trim_matches('"')
         .split_whitespace()
         .map(str::to_string)
@@ -297,7 +307,8 @@ fn packaged_args(root: &Path) -> Vec<String> {
 
 /// The packaged config.yml, its cinder.conf path pointed at `cinder_conf`.
 fn packaged_config(root: &Path, cinder_conf: &Path) -> String {
-    let config = fs::read_to_string(root.join("etc/cinder-exporter/config.yml")).unwrap();
+    let config =
+        fs::read_to_string(root.join("etc/prometheus-cinder-exporter/config.yml")).unwrap();
     assert!(config.contains("cinder_conf: /etc/cinder/cinder.conf\n"));
     config.replace(
         "cinder_conf: /etc/cinder/cinder.conf",
@@ -318,7 +329,12 @@ fn start_packaged(root: &Path, work: &Path, database_url: &str) -> Running {
     fs::write(&config, packaged_config(root, &cinder_conf)).unwrap();
     let args: Vec<String> = packaged_args(root)
         .into_iter()
-        .map(|a| a.replace("/etc/cinder-exporter/config.yml", config.to_str().unwrap()))
+        .map(|a| {
+            a.replace(
+                "/etc/prometheus-cinder-exporter/config.yml",
+                config.to_str().unwrap(),
+            )
+        })
         .collect();
     assert!(args.iter().any(|a| a.contains(config.to_str().unwrap())));
     let port = free_port();
@@ -333,12 +349,7 @@ fn start_packaged(root: &Path, work: &Path, database_url: &str) -> Running {
 fn the_packaged_binary_runs_with_the_packaged_configuration() {
     let root = unpacked_deb();
     let binary = root.path().join("usr/bin/cinder_exporter");
-    let output = run(Command::new(&binary).arg("--version"));
-    assert!(output.status.success());
-    assert_eq!(
-        text(&output.stdout).trim(),
-        format!("cinder_exporter {PACKAGE_VERSION}")
-    );
+    check_version(&binary);
 
     // As on a controller: the database URL from cinder.conf's [database] connection.
     let db = Database::create(Schema::Cinder29);
@@ -371,6 +382,236 @@ fn the_packaged_binary_serves_health_without_its_database() {
     assert_eq!(exporter.get("/-/ready").0, 503);
 }
 
+#[test]
+fn the_man_page_has_every_section_and_every_flag_of_help() {
+    let root = unpacked_deb();
+    let page =
+        run(Command::new("zcat").arg(root.path().join("usr/share/man/man1/cinder_exporter.1.gz")));
+    let page = text(&page.stdout);
+    let headings: Vec<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix(".SH "))
+        .map(|h| h.trim_matches('"'))
+        .collect();
+    for wanted in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "FILES",
+        "SIGNALS",
+        "ENVIRONMENT",
+        "EXIT STATUS",
+        "SEE ALSO",
+    ] {
+        assert!(headings.contains(&wanted), "no {wanted} in {headings:?}");
+    }
+    // roff escapes '-' as '\-': compare with the escapes removed.
+    let plain = page.replace("\\-", "-");
+    let help = run(Command::new(root.path().join("usr/bin/cinder_exporter")).arg("--help"));
+    let help = text(&help.stdout);
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--"))
+        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .collect();
+    assert!(flags.len() >= 6, "{flags:?}");
+    for flag in flags {
+        assert!(
+            plain.contains(flag),
+            "{flag} is in --help, not in the man page"
+        );
+    }
+}
+
+/// The operator's first day on a host without cinder: the packaged binary started as
+/// the unit starts it (ExecStart, with ARGS from /etc/default) in a root holding only
+/// the package's files and the libraries the binary links, as the unit's user. It
+/// runs, says `cinder_up 0`, and its log and page name the file and the key; the one
+/// edit the shipped config.yml's comments describe, and a reload (the unit's
+/// ExecReload: SIGHUP), bring `cinder_up 1`.
+#[test]
+fn the_package_starts_without_cinder_and_one_edit_configures_it() {
+    let Some(()) = need_root("run the packaged binary in a chroot") else {
+        return;
+    };
+    let root = unpacked_deb();
+    let db = Database::create(Schema::Cinder29);
+    insert_live_service(&db);
+    let root_path = root.path();
+    assert!(!root_path.join("etc/cinder").exists());
+    copy_linked_libraries(root_path, &root_path.join("usr/bin/cinder_exporter"));
+    let port = free_port();
+    let mut command = Command::new("chroot");
+    command
+        .arg(format!("--userspec={CONTAINER_USER}"))
+        .arg(root_path)
+        .args(unit_command(root_path))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    let logs = tempfile::tempdir().unwrap();
+    let exporter = Running::start(command, port, logs.path());
+
+    let config_path = root_path.join("etc/prometheus-cinder-exporter/config.yml");
+    let config = fs::read_to_string(&config_path).unwrap();
+    let key_line = 1 + config
+        .lines()
+        .position(|l| l.starts_with("cinder_conf:"))
+        .expect("cinder_conf: in the shipped config.yml");
+    let named = format!("/etc/prometheus-cinder-exporter/config.yml:{key_line}:1: cinder_conf names /etc/cinder/cinder.conf");
+    exporter.wait_for("cinder_up 0", |s| s.value("cinder_up", &[]) == Some(0.0));
+    let (_, page) = exporter.get("/");
+    assert!(
+        page.contains(&named),
+        "the page does not say {named:?}:\n{page}"
+    );
+    assert!(page.contains("url_file"), "{page}");
+    assert!(exporter.log().contains(&named), "{}", exporter.log());
+    assert_eq!(exporter.get("/-/ready").0, 503);
+
+    // The edit config.yml's comments describe: the URL in its own file, and the
+    // cinder_conf line replaced by the commented database.url_file line.
+    let url_file = root_path.join("etc/prometheus-cinder-exporter/database-url");
+    fs::write(&url_file, format!("{}\n", db.url())).unwrap();
+    make_readable(&url_file);
+    let replacement = config
+        .lines()
+        .find_map(|l| l.strip_prefix("#database: {url_file: "))
+        .map(|rest| format!("database: {{url_file: {rest}"))
+        .expect("a commented database.url_file line in the shipped config.yml");
+    assert!(replacement.contains("/etc/prometheus-cinder-exporter/database-url"));
+    let edited: Vec<String> = config
+        .lines()
+        .map(|l| match l.starts_with("cinder_conf:") {
+            true => replacement.clone(),
+            false => l.to_string(),
+        })
+        .collect();
+    fs::write(&config_path, edited.join("\n") + "\n").unwrap();
+    let reload = run(Command::new("kill")
+        .arg("-HUP")
+        .arg(exporter.child.id().to_string()));
+    assert!(reload.status.success());
+    exporter.wait_for("the service, after the one edit", service_seen);
+}
+
+/// The command line the unit runs: ExecStart with `$ARGS` from /etc/default.
+fn unit_command(root: &Path) -> Vec<String> {
+    let unit = fs::read_to_string(
+        root.join("lib/systemd/system")
+            .join(format!("{PACKAGE}.service")),
+    )
+    .unwrap();
+    let exec_start = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart= in the unit");
+    let mut words: Vec<String> = Vec::new();
+    for word in exec_start.split_whitespace() {
+        match word {
+            "$ARGS" => words.extend(packaged_args(root)),
+            _ => words.push(word.to_string()),
+        }
+    }
+    assert_eq!(words[0], "/usr/bin/cinder_exporter", "{exec_start}");
+    words
+}
+
+/// Puts the shared libraries `binary` links (as `ldd` lists them) into `root`, at
+/// the same paths, as installing the package's dependencies would.
+fn copy_linked_libraries(root: &Path, binary: &Path) {
+    let output = run(Command::new("ldd").arg(binary));
+    assert!(output.status.success(), "ldd: {}", text(&output.stderr));
+    for line in text(&output.stdout).lines() {
+        let path = line
+            .split_whitespace()
+            .find(|w| w.starts_with('/'))
+            .map(Path::new);
+        let Some(path) = path else { continue };
+        let copy = root.join(path.strip_prefix("/").unwrap());
+        fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        fs::copy(path, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", path.display()));
+    }
+    Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(root)
+        .status()
+        .unwrap();
+}
+
+fn make_readable(path: &Path) {
+    Command::new("chmod").arg("a+r").arg(path).status().unwrap();
+}
+
+/// What the package installs is named one way everywhere (see [`PACKAGE`]): no file
+/// the repository holds spells a unit, path, user or command another way.
+#[test]
+fn the_tree_spells_the_package_names_one_way() {
+    // The other spellings, as they would be written; this file must spell them.
+    let others: Vec<String> = ["cinder-exporter", "cinder_exporter"]
+        .iter()
+        .flat_map(|name| {
+            [
+                format!("{name}.service"),
+                format!("/etc/{name}"),
+                format!("/etc/default/{name}"),
+                format!("/usr/share/{name}"),
+                format!("/usr/share/doc/{name}"),
+                format!("journalctl -u {name}"),
+                format!("systemctl status {name}"),
+                format!("systemctl restart {name}"),
+                format!("systemctl reload {name}"),
+                format!("systemctl edit {name}"),
+                format!("systemctl start {name}"),
+                format!("systemctl stop {name}"),
+                format!("adduser {name}"),
+                format!("system user {name}"),
+                format!("group {name}"),
+                format!("-g {name} "),
+                format!("{name}_<version>_amd64.deb"),
+                format!("{name}_0.1.0_amd64.deb"),
+                format!("Package: {name}"),
+            ]
+        })
+        .collect();
+    let allowed = ["tests/packaging.rs"];
+    let listed = run(Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(repository()));
+    let mut found = Vec::new();
+    for file in text(&listed.stdout).split('\0').filter(|f| !f.is_empty()) {
+        if allowed.contains(&file) {
+            continue;
+        }
+        let Ok(content) = fs::read_to_string(repository().join(file)) else {
+            continue; // not text
+        };
+        // Words broken across lines (YAML descriptions), backticks, and the right
+        // spelling (which contains the wrong ones) do not hide or make a match.
+        let flat = content
+            .replace(PACKAGE, "PACKAGE")
+            .replace('`', "")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for other in &others {
+            // Whole words only: `cinder-exporter.services` is a rule group's name.
+            let whole = flat.match_indices(other.as_str()).any(|(at, _)| {
+                !flat[at + other.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+            });
+            if whole {
+                found.push(format!("{file}: {other}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "spelled otherwise than {PACKAGE}:\n{}",
+        found.join("\n")
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // The static binary
 // ---------------------------------------------------------------------------------------
@@ -394,7 +635,47 @@ fn the_static_binary_needs_no_shared_library() {
         !headers.contains("INTERP") && !headers.contains("(NEEDED)"),
         "{headers}"
     );
+    check_version(binary);
+}
+
+/// `--version` says where the build comes from, as Prometheus's programs do, with the
+/// build date scripts/package gives (the last commit's), so two builds of a commit
+/// are the same; `-V` says the version alone.
+fn check_version(binary: &Path) {
     let output = run(Command::new(binary).arg("--version"));
+    assert!(output.status.success());
+    let said = text(&output.stdout);
+    let revision = text(
+        &run(Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(repository()))
+        .stdout,
+    );
+    assert!(
+        said.starts_with(&format!(
+            "cinder_exporter {PACKAGE_VERSION} (revision: {})\n",
+            revision.trim()
+        )),
+        "{said}"
+    );
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").unwrap_or_else(|_| {
+        let output = run(Command::new("git")
+            .args(["log", "-1", "--format=%ct"])
+            .current_dir(repository()));
+        text(&output.stdout).trim().to_string()
+    });
+    let date = run(Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ", "-d"])
+        .arg(format!("@{epoch}")));
+    let date = text(&date.stdout);
+    for line in [
+        format!("  build date:       {}", date.trim()),
+        "  rustc version:    1.".to_string(),
+        "  platform:         linux/x86_64".to_string(),
+    ] {
+        assert!(said.contains(&line), "no {line:?} in:\n{said}");
+    }
+    let output = run(Command::new(binary).arg("-V"));
     assert_eq!(
         text(&output.stdout).trim(),
         format!("cinder_exporter {PACKAGE_VERSION}")

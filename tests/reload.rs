@@ -385,7 +385,7 @@ fn a_fifo_or_a_device_is_refused_at_start_and_on_reload_and_sigterm_still_ends_i
         (
             format!("cinder_conf: {}\n", fifo.display()),
             format!(
-                "{}: cannot read cinder.conf: not a regular file (a FIFO)",
+                "cinder_conf: cannot read {}: not a regular file (a FIFO)",
                 fifo.display()
             ),
         ),

@@ -285,7 +285,11 @@ pub fn parse_str(
     env_database_url: Option<String>,
 ) -> Result<Config, ConfigError> {
     let setup = parse_setup(text, origin, env_database_url)?;
-    setup.main.ok_or_else(no_database)
+    match (setup.main, setup.unconfigured) {
+        (Some(config), _) => Ok(config),
+        (None, Some(why)) => Err(why),
+        (None, None) => Err(no_database()),
+    }
 }
 
 /// The error when no database is configured at the top level (and there are no
@@ -311,7 +315,9 @@ fn resolve(
 ) -> Result<Option<Config>, ConfigError> {
     let cinder = match &file.cinder_conf {
         None => None,
-        Some(paths) => Some(read_cinder_confs(paths.as_slice())?),
+        Some(paths) => Some(read_cinder_confs(paths.as_slice(), &|| {
+            at_key(&["cinder_conf"])
+        })?),
     };
     let cinder = cinder.as_ref();
     let judging = Judging::resolve(file, cinder)?;
@@ -494,13 +500,18 @@ fn url_from_outside(
     None
 }
 
-/// Reads and merges cinder.conf files, later ones winning.
-fn read_cinder_confs(paths: &[PathBuf]) -> Result<CinderSettings, ConfigError> {
+/// Reads and merges cinder.conf files, later ones winning. A file that cannot be read
+/// is placed at the `cinder_conf` key naming it (`at_key`); an error inside one, at its
+/// own line.
+fn read_cinder_confs(
+    paths: &[PathBuf],
+    at_key: &dyn Fn() -> String,
+) -> Result<CinderSettings, ConfigError> {
     let mut all = cinder_conf::ConfValues::default();
     for path in paths {
         let text = read_text_file(path).map_err(|e| ConfigError {
-            location: path.display().to_string(),
-            message: format!("cannot read cinder.conf: {e}"),
+            location: at_key(),
+            message: format!("cinder_conf: cannot read {}: {e}", path.display()),
         })?;
         let mut values = cinder_conf::read_cinder_conf(&text).map_err(|e| conf_error(e, path))?;
         values.set_file(path);

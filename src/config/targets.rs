@@ -29,9 +29,16 @@ use super::{
 /// named targets, sorted by name.
 #[derive(Clone, Debug)]
 pub struct Setup {
-    /// Served on `/metrics` (today's behaviour); `None` with only `targets:`.
+    /// Served on `/metrics` (today's behaviour); `None` with only `targets:`, or
+    /// while [`Setup::unconfigured`].
     pub main: Option<Config>,
     pub targets: Vec<Target>,
+    /// Why the top-level database is not configured yet, naming the file and key to
+    /// set: the cinder.conf that `cinder_conf` names does not exist (cinder is not
+    /// installed on this host, or not yet). The exporter runs and says so (`cinder_up
+    /// 0`, the log, the status page) rather than refusing to start; a reload after
+    /// the fix starts the database.
+    pub unconfigured: Option<ConfigError>,
 }
 
 /// One named database of `targets:`.
@@ -68,8 +75,14 @@ pub fn parse_setup(
     env_database_url: Option<String>,
 ) -> Result<Setup, ConfigError> {
     let yaml = YamlFile::new(text, origin);
-    let file: FileConfig = yaml.parse_or_default().map_err(keys_valid_where_they_sit)?;
-    let main = resolve(&file, env_database_url, &|path| yaml.key_position(path))?;
+    let mut file: FileConfig = yaml.parse_or_default().map_err(keys_valid_where_they_sit)?;
+    let at_key = |path: &[&str]| yaml.key_position(path);
+    let missing = missing_cinder_conf(&file);
+    if missing.is_some() {
+        // The rest of the file is still checked now, not at the first reload.
+        file.cinder_conf = None;
+    }
+    let main = resolve(&file, env_database_url, &at_key)?;
     // The same text as plain YAML, for the inheritance: the typed read above has
     // checked every key and value already.
     let sections: Sections = yaml.parse_or_default()?;
@@ -80,13 +93,63 @@ pub fn parse_setup(
         let own = own.unwrap_or(&Value::Null);
         targets.push(parse_target(name, own, &sections.defaults, &yaml)?);
     }
+    if let Some(missing) = missing {
+        let unconfigured = Some(unconfigured(&missing, main.as_ref(), &at_key));
+        return Ok(Setup {
+            main: None,
+            targets,
+            unconfigured,
+        });
+    }
     if main.is_none() {
         if targets.is_empty() {
             return Err(no_database());
         }
         refuse_orphan_settings(&yaml)?;
     }
-    Ok(Setup { main, targets })
+    Ok(Setup {
+        main,
+        targets,
+        unconfigured: None,
+    })
+}
+
+/// The first top-level cinder.conf that does not exist (a file that exists but cannot
+/// be read is an error, found when it is read).
+fn missing_cinder_conf(file: &FileConfig) -> Option<std::path::PathBuf> {
+    let paths = file.cinder_conf.as_ref()?.as_slice();
+    let missing = paths.iter().find(|p| matches!(p.try_exists(), Ok(false)));
+    missing.cloned()
+}
+
+/// What the operator must do when `cinder_conf` names a file that is not there, placed
+/// at that key: `without` is the top-level database the rest of the file gives, if any.
+fn unconfigured(
+    missing: &Path,
+    without: Option<&Config>,
+    at_key: &dyn Fn(&[&str]) -> String,
+) -> ConfigError {
+    let named = format!(
+        "cinder_conf names {}, which does not exist on this host",
+        missing.display()
+    );
+    let message = match without {
+        Some(config) => format!(
+            "{named}, and the database is given by {}: delete the cinder_conf line (and set \
+             service_down_time and report_interval if cinder's are not 60s and 10s)",
+            config.source
+        ),
+        None => format!(
+            "{named}: the cinder database is not configured yet. On a cinder controller, \
+             install cinder; on any other host, put the database URL in a file and replace \
+             the cinder_conf line with `database: {{url_file: FILE}}` (the comments in the \
+             file say how); then reload or restart"
+        ),
+    };
+    ConfigError {
+        location: at_key(&["cinder_conf"]),
+        message,
+    }
 }
 
 /// The parts of the file the inheritance needs, as plain YAML.
@@ -349,6 +412,51 @@ targets:
             error(&orphan)
         );
         assert!(error("targets: {}\n").starts_with("no database configured"));
+    }
+
+    /// A cinder.conf that is not there leaves the database "not configured yet",
+    /// naming the key; one that is there but cannot be read is an error at the key.
+    #[test]
+    fn a_missing_cinder_conf_is_not_configured_yet_and_names_the_key() {
+        let text = "poll_interval: 2s\ncinder_conf: /nonexistent/cinder.conf\n";
+        let setup = parse_setup(text, "c.yml", None).unwrap();
+        assert!(setup.main.is_none());
+        let why = setup.unconfigured.unwrap().to_string();
+        assert!(
+            why.starts_with(
+                "c.yml:2:1: cinder_conf names /nonexistent/cinder.conf, which does not exist"
+            ) && why.contains("database: {url_file: FILE}"),
+            "{why}"
+        );
+        // The database given another way: the line to delete is named.
+        let both = format!("{text}database: {{url: 'mysql://u:p@h/cinder'}}\n");
+        let why = parse_setup(&both, "c.yml", None)
+            .unwrap()
+            .unconfigured
+            .unwrap();
+        assert!(
+            why.message
+                .contains("given by database.url: delete the cinder_conf line"),
+            "{why}"
+        );
+        // The rest of the file is checked all the same.
+        let wrong = format!("{text}stale_after: 1s\n");
+        assert!(
+            error(&wrong).starts_with("c.yml:3:1: stale_after"),
+            "{}",
+            error(&wrong)
+        );
+        // There but unreadable (a directory): an error at the key, naming the file.
+        let dir = tempfile::tempdir().unwrap();
+        let unreadable = format!("cinder_conf: {}\n", dir.path().display());
+        assert!(
+            error(&unreadable).starts_with(&format!(
+                "c.yml:1:1: cinder_conf: cannot read {}: ",
+                dir.path().display()
+            )),
+            "{}",
+            error(&unreadable)
+        );
     }
 
     #[test]

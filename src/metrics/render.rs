@@ -31,6 +31,7 @@ pub fn build_labels() -> LabelSet {
     LabelSet::new([
         ("version", env!("CARGO_PKG_VERSION")),
         ("revision", env!("CINDER_EXPORTER_REVISION")),
+        ("build_date", env!("CINDER_EXPORTER_BUILD_DATE")),
         ("rustc_version", env!("CINDER_EXPORTER_RUSTC_VERSION")),
     ])
 }
@@ -103,6 +104,20 @@ impl ExpositionWriter {
             out,
             services,
             own: process,
+        }
+    }
+
+    /// `/metrics` while the top-level database is not configured yet: `cinder_up 0`,
+    /// so that the alert on it fires, with the build and the process.
+    pub fn unconfigured() -> ExpositionWriter {
+        let mut out = Exposition::with_capacity(4096);
+        plain(&mut out, &schema::UP, 0.0);
+        render_build_info(&mut out);
+        ProcessFigures::read().render(&mut out);
+        ExpositionWriter {
+            out,
+            services: None,
+            own: true,
         }
     }
 

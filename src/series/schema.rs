@@ -83,7 +83,7 @@ family!(
     BUILD_INFO,
     "cinder_exporter_build_info",
     Gauge,
-    &["version", "revision", "rustc_version"],
+    &["version", "revision", "build_date", "rustc_version"],
     "Build of cinder_exporter; the value is always 1."
 );
 family!(POLL_DURATION, "cinder_exporter_poll_duration_seconds", Gauge, NO_LABELS,

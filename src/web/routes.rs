@@ -219,7 +219,7 @@ impl App {
                     .targets()
                     .map(|t| (t.name.as_deref().unwrap_or(""), Judgement::of(t, now)))
                     .collect();
-                status_page::landing(judged, &context)
+                status_page::landing(judged, &context, served.unconfigured.as_deref())
             }
         };
         let mut response = Response::new(Either::Left(Full::new(Bytes::from(page))));
@@ -248,6 +248,9 @@ fn readiness_note(served: &Served, now: Instant) -> String {
 /// targets, the exporter's own metrics alone.
 fn metrics(served: &Served, gzip: bool) -> Response<ResponseBody> {
     let timer = own::start_scrape(Endpoint::Metrics);
+    if served.unconfigured.is_some() {
+        return streamed(ExpositionWriter::unconfigured(), gzip, timer);
+    }
     let judgement = served
         .main
         .as_ref()

@@ -69,13 +69,18 @@ pub fn render(judgement: &Judgement, context: &PageContext) -> String {
     out
 }
 
-/// The page at `/` when there is no top-level database: one row per target with its
-/// health, worst first, each linked to its page and its metrics. `targets` are the
-/// targets judged at one instant, by name; `context.target` is unused.
+/// The page at `/` when there is no top-level database: why not, if it is only not
+/// configured yet (`unconfigured`), then one row per target with its health, worst
+/// first, each linked to its page and its metrics. `targets` are the targets judged at
+/// one instant, by name; `context.target` is unused.
 ///
 /// Its cost is one pass over each target's services (as a scrape of each), and at
 /// most [`MAX_ROWS`] rows.
-pub fn landing(targets: Vec<(&str, Judgement)>, context: &PageContext) -> String {
+pub fn landing(
+    targets: Vec<(&str, Judgement)>,
+    context: &PageContext,
+    unconfigured: Option<&str>,
+) -> String {
     let mut out = String::with_capacity(16 * 1024);
     head(&mut out);
     let _ = writeln!(
@@ -86,6 +91,11 @@ pub fn landing(targets: Vec<(&str, Judgement)>, context: &PageContext) -> String
         targets.len(),
         env!("CARGO_PKG_VERSION")
     );
+    if let Some(why) = unconfigured {
+        out.push_str("<p class=\"banner bad\">");
+        escape(&mut out, why);
+        out.push_str("</p>\n");
+    }
     let mut rows: Vec<TargetHealth> = targets
         .into_iter()
         .map(|(name, judgement)| TargetHealth {

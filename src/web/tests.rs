@@ -169,6 +169,36 @@ async fn the_endpoints_of_one_database() {
     assert!(text.contains(sample), "{text}");
 }
 
+/// A top-level database not configured yet (its cinder.conf is not there): the
+/// exporter's answers say so, each where an operator or Prometheus looks.
+#[tokio::test]
+async fn a_database_not_configured_yet_says_so_everywhere() {
+    let why = crate::config::parse_setup("cinder_conf: /nonexistent/cinder.conf\n", "c.yml", None)
+        .unwrap()
+        .unconfigured
+        .expect("not configured yet");
+    let mut served = Served::default();
+    served.unconfigured = Some(why.to_string());
+    let app = Arc::new(App::new(
+        served,
+        Guard::of(Default::default()),
+        "/metrics".into(),
+    ));
+    let (status, metrics) = get(&app, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(metrics.starts_with("# HELP cinder_up ") && metrics.contains("\ncinder_up 0\n"));
+    assert!(metrics.contains("cinder_exporter_build_info{"), "{metrics}");
+    let (_, page) = get(&app, "/").await;
+    assert!(
+        page.contains("c.yml:1:1: cinder_conf names /nonexistent/cinder.conf"),
+        "{page}"
+    );
+    let (status, body) = get(&app, "/-/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("not configured yet"), "{body}");
+    assert_eq!(get(&app, "/-/healthy").await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn probe_serves_each_target_and_names_the_known_ones() {
     let (east, west) = (database(Some("east"), ""), database(Some("west"), ""));

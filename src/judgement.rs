@@ -335,7 +335,6 @@ mod tests {
     use super::*;
     use crate::cinder::Diagnosis;
     use crate::series::LabelSet;
-    use crate::snapshot::ServiceText;
 
     /// An enabled service that heartbeats every `interval` s, last at 995 (age 5 s at
     /// the snapshot's 1,000), silent for `silence` s.
@@ -355,7 +354,6 @@ mod tests {
                 advance_seen: true,
             },
             heartbeat_silence: silence,
-            text: ServiceText::default(),
         }
     }
 

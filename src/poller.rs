@@ -32,12 +32,10 @@ use crate::database::{
 };
 use crate::metrics::own;
 use crate::series::{
-    agent_state_labels, cluster_labels, cut_as_label, identity_labels, info_labels, label_text,
+    agent_state_labels, cluster_labels, cut_as_label, identity_labels, info_labels,
 };
 use crate::shutdown::Shutdown;
-use crate::snapshot::{
-    ClusterState, PollHealth, Published, ServiceState, ServiceText, SharedState, Snapshot,
-};
+use crate::snapshot::{ClusterState, PollHealth, Published, ServiceState, SharedState, Snapshot};
 
 /// Longest wait between attempts while the database is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -388,13 +386,6 @@ fn service_state(
 ) -> ServiceState {
     ServiceState {
         heartbeat_silence: diagnosis.silence(poll_time),
-        text: ServiceText {
-            host: label_text(&row.host).to_string(),
-            binary: label_text(&row.binary).to_string(),
-            zone: label_text(&row.availability_zone).to_string(),
-            disabled_reason: label_text(&row.disabled_reason).to_string(),
-            cluster: label_text(&row.cluster_name).to_string(),
-        },
         labels: identity_labels(row),
         info_labels: info_labels(row),
         compat_labels: compat.then(|| agent_state_labels(row)),
@@ -409,12 +400,17 @@ fn service_state(
 /// The clusters of one poll's services (`ids`: their row ids), names compared as
 /// the database compares them, with their label sets built once.
 fn clusters_of(services: &[ServiceState], ids: &[i64], names: NameComparison) -> Vec<ClusterState> {
-    let members = services.iter().zip(ids).map(|(s, &id)| Member {
-        id,
-        cluster_name: Some(s.text.cluster.as_str()),
-        binary: Some(s.text.binary.as_str()),
-        updated_at: s.updated_at,
-    });
+    let texts: Vec<_> = services.iter().map(|s| (s.cluster(), s.binary())).collect();
+    let members = services
+        .iter()
+        .zip(ids)
+        .zip(&texts)
+        .map(|((s, &id), (cluster, binary))| Member {
+            id,
+            cluster_name: Some(cluster.as_ref()),
+            binary: Some(binary.as_ref()),
+            updated_at: s.updated_at,
+        });
     group_clusters(members, names)
         .into_iter()
         .map(|cluster| ClusterState {

@@ -3,6 +3,11 @@
 //! corrupted at random places; none may panic, and an error about a file or line says
 //! where.
 //!
+//! Database URLs are also held to their two grammars: cinder.conf's as SQLAlchemy reads
+//! it (a committed table of SQLAlchemy's own answers, `scripts/sqlalchemy-url-table`),
+//! ours as RFC 3986 with percent-encoding, over passwords with every ASCII punctuation
+//! character.
+//!
 //! Case counts are moderate (1,000 each) so the suite stays fast. Files the
 //! inputs refer to live in one temporary directory; inputs naming system paths are
 //! skipped, so no case reads a device or a large file.
@@ -341,6 +346,99 @@ fn check_database_url(text: &str) {
     }
 }
 
+/// What a parsed URL connects with, as mysql_async will see it.
+#[derive(Debug, PartialEq)]
+struct Login {
+    user: Option<String>,
+    password: Option<String>,
+    host: String,
+    port: u16,
+    database: Option<String>,
+}
+
+fn login(url: &DatabaseUrl) -> Login {
+    let opts = mysql_async::Opts::from(url.connection_options(Duration::from_secs(5)));
+    Login {
+        user: opts.user().map(str::to_string),
+        password: opts.pass().map(str::to_string),
+        host: opts.ip_or_hostname().to_string(),
+        port: opts.tcp_port(),
+        database: opts.db_name().map(str::to_string),
+    }
+}
+
+/// The ASCII punctuation characters: what a generated password is likeliest to hold
+/// and a URL parser likeliest to trip on.
+const PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+
+/// A password of letters, digits, punctuation and spaces.
+fn password_with_punctuation() -> impl Strategy<Value = String> {
+    let pool: Vec<char> = PUNCTUATION.chars().chain("aZ09 é".chars()).collect();
+    proptest::collection::vec(proptest::sample::select(pool), 1..24)
+        .prop_map(|chars| chars.into_iter().collect())
+}
+
+/// RFC 3986 percent-encoding of everything but the unreserved characters.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Whether `text` holds a `%` that SQLAlchemy would decode (`%` and two hex digits).
+fn has_percent_escape(text: &str) -> bool {
+    text.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+}
+
+#[test]
+fn cinder_conf_urls_split_as_sqlalchemy_splits_them() {
+    let table: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sqlalchemy-urls.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let rows = table["urls"].as_array().unwrap();
+    assert!(rows.len() > 200, "{}", rows.len());
+    for row in rows {
+        let text = row["url"].as_str().unwrap();
+        let ours = DatabaseUrl::parse_sqlalchemy(text);
+        if row.get("error").is_some() {
+            assert!(
+                ours.is_err(),
+                "SQLAlchemy refuses {text:?}, we read {ours:?}"
+            );
+            continue;
+        }
+        let ours = ours.unwrap_or_else(|e| panic!("SQLAlchemy reads {text:?}, we refuse: {e}"));
+        let string = |key: &str| row[key].as_str().map(str::to_string);
+        let expected = Login {
+            // An empty user is none to PyMySQL as to mysql_async.
+            user: string("user").filter(|u| !u.is_empty()),
+            password: string("password"),
+            host: string("host").unwrap_or_else(|| "localhost".into()),
+            port: row["port"].as_u64().map_or(3306, |p| p as u16),
+            database: string("database"),
+        };
+        assert_eq!(login(&ours), expected, "{text:?}");
+        let names: Vec<&str> = row["query"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|pair| pair[0].as_str().unwrap())
+            .collect();
+        assert_eq!(ours.ignored_parameters, names, "{text:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // (e) durations
 
@@ -434,6 +532,39 @@ proptest! {
         edits in proptest::collection::vec(edit(), 1..5),
     ) {
         check_database_url(&corrupt(&text, &edits));
+    }
+
+    #[test]
+    fn cinder_conf_passwords_are_taken_as_written(password in password_with_punctuation()) {
+        // SQLAlchemy's rule: the password runs to the next `@`, so only `@` needs
+        // escaping (%40), and `%XX` is decoded.
+        prop_assume!(!password.contains('@') && !has_percent_escape(&password));
+        let text = format!("mysql+pymysql://cinder:{password}@db.example:3307/cinder?charset=utf8");
+        let seen = login(&DatabaseUrl::parse_sqlalchemy(&text).unwrap());
+        prop_assert_eq!(seen.password.as_deref(), Some(password.as_str()));
+        prop_assert_eq!((seen.host.as_str(), seen.port), ("db.example", 3307));
+        prop_assert_eq!(seen.database.as_deref(), Some("cinder"));
+        // The same password with `@` written %40 and `%` written %25.
+        let escaped = password.replace('%', "%25");
+        let text = format!("mysql://cinder:{escaped}%40@db.example/cinder");
+        let seen = login(&DatabaseUrl::parse_sqlalchemy(&text).unwrap());
+        prop_assert_eq!(seen.password, Some(format!("{password}@")));
+    }
+
+    #[test]
+    fn yaml_urls_take_any_password_percent_encoded(
+        password in password_with_punctuation(),
+        user in password_with_punctuation(),
+    ) {
+        let text = format!(
+            "mysql://{}:{}@db.example:3307/cinder",
+            percent_encode(&user),
+            percent_encode(&password)
+        );
+        let seen = login(&DatabaseUrl::parse(&text).unwrap());
+        prop_assert_eq!(seen.password.as_deref(), Some(password.as_str()));
+        prop_assert_eq!(seen.user.as_deref(), Some(user.as_str()));
+        prop_assert_eq!((seen.host.as_str(), seen.port), ("db.example", 3307));
     }
 
     #[test]

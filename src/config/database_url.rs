@@ -46,31 +46,55 @@ impl fmt::Debug for DatabaseUrl {
 }
 
 impl DatabaseUrl {
-    /// Parses `mysql://`, `mysql+pymysql://`, `mysql+mysqldb://` or `mariadb://` URLs.
+    /// Parses a URL as RFC 3986 writes it, the way our YAML `database.url`,
+    /// `database.url_file` and the environment give it: any of `@ : / ? # % [ ]` and
+    /// space in the user or password percent-encoded (`%23` for `#`). `mysql://`,
+    /// `mysql+pymysql://`, `mysql+mysqldb://` and `mariadb://` are taken alike.
     /// Error messages never quote the URL itself, since it may hold a password.
     pub fn parse(text: &str) -> Result<DatabaseUrl, String> {
-        let url = parse_mysql_url(text)?;
-        let user = match url.username() {
-            "" => None,
-            u => Some(decode(u)?),
+        let parts = rfc3986_parts(text).map_err(|e| {
+            if super::sqlalchemy_url::parse(text.trim()).is_ok_and(|p| p.password.is_some()) {
+                format!(
+                    "{e}; a password holding `#`, `/`, `?`, `%` or `@` must be \
+                     percent-encoded here (`%23`, `%2F`, `%3F`, `%25`, `%40`), unlike in \
+                     cinder.conf"
+                )
+            } else {
+                e
+            }
+        })?;
+        DatabaseUrl::from_parts(parts)
+    }
+
+    /// Parses cinder.conf's `[database] connection` exactly as SQLAlchemy, hence
+    /// cinder, reads it (see `sqlalchemy_url`): a raw `#`, `/`, `?` or `%` in the
+    /// password is part of it.
+    pub fn parse_sqlalchemy(text: &str) -> Result<DatabaseUrl, String> {
+        DatabaseUrl::from_parts(super::sqlalchemy_url::parse(text)?)
+    }
+
+    /// The checks and defaults both syntaxes share.
+    fn from_parts(parts: UrlParts) -> Result<DatabaseUrl, String> {
+        check_scheme(&parts.scheme)?;
+        let database = match parts.database {
+            Some(database) if !database.is_empty() && !database.contains('/') => database,
+            _ => {
+                return Err("database URL must name the cinder database as its path, \
+                     e.g. mysql://cinder@ctl/cinder"
+                    .into())
+            }
         };
-        let password = url.password().map(decode).transpose()?;
-        let database = database_name(&url)?;
         let QueryParameters {
             socket,
             tls,
             ignored,
-        } = QueryParameters::read(&url)?;
+        } = QueryParameters::read(&parts.query)?;
         let tls = tls.finish()?;
-        let mut host = url.host_str().unwrap_or("localhost").to_string();
-        if host.starts_with('[') {
-            host = host.trim_matches(['[', ']']).to_string();
-        }
         Ok(DatabaseUrl {
-            host,
-            port: url.port().unwrap_or(3306),
-            user,
-            password,
+            host: parts.host.unwrap_or_else(|| "localhost".to_string()),
+            port: parts.port.unwrap_or(3306),
+            user: parts.user.filter(|u| !u.is_empty()),
+            password: parts.password,
             database,
             socket,
             tls,
@@ -171,41 +195,59 @@ impl DatabaseUrl {
     }
 }
 
-/// Parses the URL and checks that its scheme names MySQL or MariaDB under one of the
-/// spellings SQLAlchemy accepts, so that cinder.conf's own URL is enough.
-fn parse_mysql_url(text: &str) -> Result<url::Url, String> {
+/// A URL split into its parts, decoded; what either syntax yields.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct UrlParts {
+    pub scheme: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Without IPv6 brackets; `None` for none (localhost).
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub database: Option<String>,
+    /// Decoded `name=value` pairs, in order.
+    pub query: Vec<(String, String)>,
+}
+
+/// Splits an RFC 3986 URL, percent-decoding strictly: a `%` must start a `%XX` escape
+/// and the result must be UTF-8.
+fn rfc3986_parts(text: &str) -> Result<UrlParts, String> {
     let url = url::Url::parse(text.trim())
         .map_err(|e| format!("database URL is not a valid URL ({e})"))?;
-    match url.scheme() {
+    let decode =
+        |s: &str| percent_decode(s).ok_or_else(|| "database URL has invalid %-escapes".to_string());
+    let host = url
+        .host_str()
+        .map(|h| h.trim_matches(['[', ']']).to_string());
+    Ok(UrlParts {
+        scheme: url.scheme().to_string(),
+        user: Some(decode(url.username())?),
+        password: url.password().map(decode).transpose()?,
+        host: host.filter(|h| !h.is_empty()),
+        port: url.port(),
+        database: Some(decode(url.path().trim_start_matches('/'))?),
+        query: url
+            .query_pairs()
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect(),
+    })
+}
+
+/// Checks that the scheme names MySQL or MariaDB under one of the spellings
+/// SQLAlchemy accepts, so that cinder.conf's own URL is enough.
+fn check_scheme(scheme: &str) -> Result<(), String> {
+    match scheme {
         "mysql"
         | "mysql+pymysql"
         | "mysql+mysqldb"
         | "mysql+mysqlconnector"
         | "mariadb"
-        | "mariadb+pymysql" => Ok(url),
+        | "mariadb+pymysql" => Ok(()),
         other => Err(format!(
             "database URL scheme {other:?} is not supported: cinder_exporter reads \
              MySQL/MariaDB (mysql:// or mysql+pymysql://)"
         )),
     }
-}
-
-/// A %-decoded part of the URL; the error does not quote it, as it may be the password.
-fn decode(s: &str) -> Result<String, String> {
-    percent_decode(s).ok_or_else(|| "database URL has invalid %-escapes".to_string())
-}
-
-/// The URL's path, which must be one database name: without it the exporter would not
-/// know where the services table is.
-fn database_name(url: &url::Url) -> Result<String, String> {
-    let database = decode(url.path().trim_start_matches('/'))?;
-    if database.is_empty() || database.contains('/') {
-        return Err(
-            "database URL must name the cinder database as its path, e.g. mysql://cinder@ctl/cinder"
-                .into(),
-        );
-    }
-    Ok(database)
 }
 
 /// The URL's query parameters, read in order (a later one wins); what TLS they ask
@@ -220,17 +262,17 @@ struct QueryParameters {
 impl QueryParameters {
     /// Sorts every parameter into the socket, TLS or the ignored list; refuses only
     /// values of parameters we use that are not valid.
-    fn read(url: &url::Url) -> Result<QueryParameters, String> {
+    fn read(pairs: &[(String, String)]) -> Result<QueryParameters, String> {
         let mut parameters = QueryParameters {
             socket: None,
             tls: TlsParameters::default(),
             ignored: Vec::new(),
         };
-        for (name, value) in url.query_pairs() {
-            match name.as_ref() {
-                "unix_socket" | "socket" => parameters.socket = Some(value.to_string()),
-                _ if parameters.tls.read(&name, &value)? => {}
-                _ => parameters.ignored.push(name.into_owned()),
+        for (name, value) in pairs {
+            match name.as_str() {
+                "unix_socket" | "socket" => parameters.socket = Some(value.clone()),
+                _ if parameters.tls.read(name, value)? => {}
+                _ => parameters.ignored.push(name.clone()),
             }
         }
         Ok(parameters)
@@ -406,6 +448,7 @@ fn parse_flag(name: &str, value: &str) -> Result<bool, String> {
     }
 }
 
+/// Strict `%`-decoding, for RFC 3986 URLs: `None` for a bad escape or non-UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -421,6 +464,31 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// Python's `urllib.parse.unquote`, as SQLAlchemy decodes: `%XX` escapes decoded, any
+/// other `%` kept, bytes that are not UTF-8 replaced by U+FFFD.
+pub(super) fn lenient_percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+        match hex {
+            Some(hex) if bytes[i] == b'%' => {
+                let hex = std::str::from_utf8(hex).expect("hex digits are ASCII");
+                out.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
+                i += 3;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -594,6 +662,27 @@ mod tests {
             let err = DatabaseUrl::parse(bad).unwrap_err();
             assert!(!err.contains("secret"), "{err}");
         }
+    }
+
+    #[test]
+    fn cinder_conf_takes_raw_punctuation_and_ours_takes_it_percent_encoded() {
+        let cinder =
+            DatabaseUrl::parse_sqlalchemy("mysql+pymysql://cinder:p#/?%x:@ctl/cinder").unwrap();
+        assert_eq!(cinder.password.as_deref(), Some("p#/?%x:"));
+        let ours =
+            DatabaseUrl::parse("mysql+pymysql://cinder:p%23%2F%3F%25x%3A@ctl/cinder").unwrap();
+        assert_eq!(ours, cinder);
+        // cinder's form in our file: refused, saying what to do, quoting nothing.
+        let err = DatabaseUrl::parse("mysql+pymysql://cinder:p#/?%x@ctl/cinder").unwrap_err();
+        assert!(
+            err.contains("percent-encoded") && !err.contains("p#"),
+            "{err}"
+        );
+        let err = DatabaseUrl::parse_sqlalchemy("postgresql://u:secret@db/cinder").unwrap_err();
+        assert!(
+            err.contains("not supported") && !err.contains("secret"),
+            "{err}"
+        );
     }
 
     #[test]

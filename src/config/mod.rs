@@ -14,6 +14,8 @@ mod cinder_conf;
 mod database_url;
 mod duration;
 mod file;
+mod redact;
+mod sqlalchemy_url;
 mod substitution;
 mod targets;
 mod yaml;
@@ -22,6 +24,7 @@ pub use cinder_conf::parse_cinder_conf;
 pub use database_url::DatabaseUrl;
 pub use duration::parse_duration;
 pub use file::{read_file, read_text_file, MAX_FILE_BYTES};
+pub use redact::redact_secrets;
 pub(crate) use targets::{load_setup, parse_setup, Setup};
 pub use yaml::YamlFile;
 
@@ -162,12 +165,16 @@ pub struct ConfigError {
     pub message: String,
 }
 
+// Every configuration error reaches the operator through this (start-up, the reload
+// log and the body of `POST /-/reload`), so secrets are taken out here, whatever text
+// the message quotes.
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = redact_secrets(&self.message);
         if self.location.is_empty() {
-            f.write_str(&self.message)
+            f.write_str(&message)
         } else {
-            write!(f, "{}: {}", self.location, self.message)
+            write!(f, "{}: {message}", redact_secrets(&self.location))
         }
     }
 }
@@ -335,7 +342,11 @@ fn resolve(
     else {
         return Ok(None);
     };
-    let database = DatabaseUrl::parse(&chosen.text).map_err(|message| ConfigError {
+    let parse = match chosen.syntax {
+        UrlSyntax::Rfc3986 => DatabaseUrl::parse,
+        UrlSyntax::SqlAlchemy => DatabaseUrl::parse_sqlalchemy,
+    };
+    let database = parse(&chosen.text).map_err(|message| ConfigError {
         location: chosen.location,
         message,
     })?;
@@ -434,6 +445,15 @@ struct ChosenUrl {
     text: String,
     location: String,
     source: String,
+    syntax: UrlSyntax,
+}
+
+/// How a database URL is read: as cinder reads its own (cinder.conf), or as a URL
+/// (our file and the environment).
+#[derive(Clone, Copy)]
+enum UrlSyntax {
+    Rfc3986,
+    SqlAlchemy,
 }
 
 /// Picks the database URL by the precedence in the module docs: our file's
@@ -454,6 +474,7 @@ fn choose_database_url(
             text: url.clone(),
             location: at_key(&["database", "url"]),
             source: "database.url".to_string(),
+            syntax: UrlSyntax::Rfc3986,
         })),
         (None, Some(url_file)) => {
             read_url_file(url_file, at_key(&["database", "url_file"])).map(Some)
@@ -473,6 +494,7 @@ fn read_url_file(url_file: &Path, location: String) -> Result<ChosenUrl, ConfigE
         text: url.trim().to_string(),
         location,
         source: format!("database.url_file ({})", url_file.display()),
+        syntax: UrlSyntax::Rfc3986,
     })
 }
 
@@ -487,6 +509,7 @@ fn url_from_outside(
             text: url,
             location: DATABASE_URL_ENV.to_string(),
             source: DATABASE_URL_ENV.to_string(),
+            syntax: UrlSyntax::Rfc3986,
         });
     }
     if let Some(setting) = cinder.and_then(|c| c.database_connection.as_ref()) {
@@ -495,6 +518,7 @@ fn url_from_outside(
             text: setting.value.clone(),
             source: format!("[database] connection in {location}"),
             location,
+            syntax: UrlSyntax::SqlAlchemy,
         });
     }
     None

@@ -386,7 +386,7 @@ mod tests {
     use super::*;
     use crate::cinder::{group_clusters, Diagnosis, Member, NameComparison};
     use crate::config::Config;
-    use crate::snapshot::{ClusterState, PollHealth, Published, ServiceText};
+    use crate::snapshot::{ClusterState, PollHealth, Published};
     use std::time::{Duration, Instant};
 
     #[test]
@@ -422,7 +422,6 @@ mod tests {
                 advance_seen: true,
             },
             heartbeat_silence: 10.0,
-            text: ServiceText::default(),
         };
         Arc::new(Published {
             snapshot: Some(Arc::new(Snapshot {

@@ -368,7 +368,7 @@ fn service_table(
 }
 
 fn service_row(out: &mut String, service: &ServiceState, judged: &JudgedService) {
-    let (text, v) = (&service.text, &judged.verdict);
+    let v = &judged.verdict;
     let class = match judged.standing {
         Standing::Disabled => "disabled",
         Standing::EnabledDown => "down",
@@ -376,11 +376,11 @@ fn service_row(out: &mut String, service: &ServiceState, judged: &JudgedService)
         Standing::EnabledUp => "",
     };
     let _ = write!(out, "<tr class=\"{class}\"><td>");
-    escape(out, &text.host);
+    escape(out, &service.host());
     out.push_str("</td><td>");
-    escape(out, &text.binary);
+    escape(out, &service.binary());
     out.push_str("</td><td>");
-    escape(out, &text.zone);
+    escape(out, &service.zone());
     out.push_str("</td><td>");
     pill(out, v.api_up);
     out.push_str("</td><td>");
@@ -390,9 +390,10 @@ fn service_row(out: &mut String, service: &ServiceState, judged: &JudgedService)
         out.push_str("enabled");
     } else {
         out.push_str("<span class=\"pill off\">disabled</span>");
-        if !text.disabled_reason.is_empty() {
+        let reason = service.disabled_reason();
+        if !reason.is_empty() {
             out.push(' ');
-            escape(out, &text.disabled_reason);
+            escape(out, &reason);
         }
     }
     let _ = write!(
@@ -589,14 +590,28 @@ mod tests {
     use super::*;
     use crate::cinder::Diagnosis;
     use crate::series::LabelSet;
-    use crate::snapshot::{PollHealth, Published, ServiceText};
+    use crate::snapshot::{PollHealth, Published};
     use std::sync::Arc;
     use std::time::Instant;
 
     fn service(host: &str, enabled: bool, updated_at: i64) -> ServiceState {
         ServiceState {
-            labels: LabelSet::new([("host", host)]),
-            info_labels: LabelSet::new([("cluster", "")]),
+            labels: LabelSet::new([
+                ("host", host),
+                ("binary", "cinder-volume"),
+                ("zone", "nova"),
+            ]),
+            info_labels: LabelSet::new([
+                ("cluster", ""),
+                (
+                    "disabled_reason",
+                    if enabled {
+                        ""
+                    } else {
+                        "<b>\"maint\" & 'x'</b>"
+                    },
+                ),
+            ]),
             compat_labels: None,
             enabled,
             report_count: 1,
@@ -609,18 +624,6 @@ mod tests {
                 advance_seen: true,
             },
             heartbeat_silence: 0.0,
-            text: ServiceText {
-                host: host.into(),
-                binary: "cinder-volume".into(),
-                zone: "nova".into(),
-                disabled_reason: if enabled {
-                    ""
-                } else {
-                    "<b>\"maint\" & 'x'</b>"
-                }
-                .into(),
-                cluster: String::new(),
-            },
         }
     }
 

@@ -15,7 +15,7 @@ use crate::cinder::Diagnosis;
 use crate::metrics::own;
 use crate::series::{schema, LabelSet};
 use crate::served::{Served, ServedDatabase};
-use crate::snapshot::{PollHealth, Published, ServiceState, ServiceText, SharedState, Snapshot};
+use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
 
 /// A database served with `yaml`'s settings (beside a URL), nothing published yet.
 fn database(name: Option<&str>, yaml: &str) -> ServedDatabase {
@@ -58,10 +58,6 @@ fn service(host: &str) -> ServiceState {
             advance_seen: false,
         },
         heartbeat_silence: 0.0,
-        text: ServiceText {
-            host: host.into(),
-            ..ServiceText::default()
-        },
     }
 }
 

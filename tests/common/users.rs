@@ -22,6 +22,8 @@ impl User {
             std::process::id(),
             NEXT_USER.fetch_add(1, Ordering::Relaxed)
         );
+        // As an SQL string literal: any punctuation may be in a password under test.
+        let literal = password.replace('\\', "\\\\").replace('\'', "\\'");
         let require = if require.is_empty() {
             String::new()
         } else {
@@ -29,7 +31,7 @@ impl User {
         };
         admin_rows(
             server_url,
-            &format!("CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'{require}"),
+            &format!("CREATE USER '{name}'@'%' IDENTIFIED BY '{literal}'{require}"),
         );
         User {
             server: server_url.to_string(),

@@ -115,7 +115,6 @@ impl Pollers {
             .chain(setup.targets.into_iter().map(|t| (Some(t.name), t.config)));
         let wanted: Vec<_> = wanted.collect();
         let mut renamed = self.renamed(&wanted);
-        let mut served = Served::default();
         let mut changes = Vec::new();
         let mut next = BTreeMap::new();
         for (name, config) in wanted {
@@ -381,6 +380,21 @@ targets:
             .iter()
             .map(|(n, c)| (n.as_deref().unwrap_or(""), *c))
             .collect()
+    }
+
+    /// A top-level cinder.conf that does not exist yet reaches what is served, for
+    /// `/metrics` (`cinder_up 0`) and `/` to say what to set.
+    #[tokio::test]
+    async fn a_database_not_configured_yet_is_served_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("cinder.conf");
+        let yaml = format!("cinder_conf: {}\n", missing.display());
+        let mut pollers = Pollers::default();
+        let applied = pollers.apply(setup(&yaml));
+        let why = applied.served.unconfigured.expect("not configured yet");
+        assert!(why.contains("cinder_conf"), "{why}");
+        assert!(applied.served.main.is_none());
+        pollers.stop(Duration::from_secs(5)).await;
     }
 
     #[tokio::test]

@@ -77,6 +77,7 @@ pub fn parse_setup(
     let yaml = YamlFile::new(text, origin);
     let mut file: FileConfig = yaml.parse_or_default().map_err(keys_valid_where_they_sit)?;
     let at_key = |path: &[&str]| yaml.key_position(path);
+    refuse_url_as_cinder_conf(&file, &at_key)?;
     let missing = missing_cinder_conf(&file);
     if missing.is_some() {
         // The rest of the file is still checked now, not at the first reload.
@@ -112,6 +113,25 @@ pub fn parse_setup(
         targets,
         unconfigured: None,
     })
+}
+
+/// A database URL pasted as the `cinder_conf` path is a mistake, not a cinder.conf
+/// "not there yet": refused at its key, without quoting it (it may hold a password).
+fn refuse_url_as_cinder_conf(
+    file: &FileConfig,
+    at_key: &dyn Fn(&[&str]) -> String,
+) -> Result<(), ConfigError> {
+    let paths = file.cinder_conf.as_ref().map_or(&[][..], |c| c.as_slice());
+    if paths.iter().any(|p| p.to_string_lossy().contains("://")) {
+        return Err(ConfigError {
+            location: at_key(&["cinder_conf"]),
+            message: "cinder_conf takes the path of a cinder.conf, and this looks like a \
+                      database URL (not shown): put the URL in database.url or, better, in a \
+                      file named by database.url_file"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// The first top-level cinder.conf that does not exist (a file that exists but cannot

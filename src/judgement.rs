@@ -426,18 +426,8 @@ mod tests {
             down,
             service(false, Some(10.0), 100.0),
         ];
-        let published = Published {
-            snapshot: Some(Arc::new(Snapshot {
-                reference_time: 1_000.0,
-                taken_at: now,
-                services,
-                clusters: Vec::new(),
-                compat_labels: false,
-            })),
-            health: PollHealth::default(),
-        };
-        let config = crate::config::parse_str("", "t.yml", Some("mysql://u@h/db".into()));
-        let judgement = Judgement::at(Arc::new(published), Arc::new(config.unwrap()), now);
+        let published = Published::polled(services, 1_000.0, now);
+        let judgement = Judgement::at(Arc::new(published), crate::config::for_tests(""), now);
         let snapshot = Arc::clone(judgement.services().unwrap());
         let standings: Vec<Standing> = snapshot
             .services

@@ -443,7 +443,7 @@ mod tests {
     }
 
     fn config(yaml: &str) -> Arc<Config> {
-        Arc::new(crate::config::parse_str(yaml, "t.yml", Some("mysql://u@h/db".into())).unwrap())
+        crate::config::for_tests(yaml)
     }
 
     fn recorder(outcomes: &[bool]) -> Recorder {

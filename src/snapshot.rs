@@ -154,6 +154,33 @@ pub struct Published {
     pub health: PollHealth,
 }
 
+#[cfg(test)]
+impl Published {
+    /// For unit tests: a successful poll of `services`, taken at `taken_at` when the
+    /// database clock read `reference_time`, with no clusters. Its services carry
+    /// openstack-exporter's labels if the first one does.
+    pub fn polled(
+        services: Vec<ServiceState>,
+        reference_time: f64,
+        taken_at: Instant,
+    ) -> Published {
+        let compat_labels = services.first().is_some_and(|s| s.compat_labels.is_some());
+        Published {
+            snapshot: Some(Arc::new(Snapshot {
+                reference_time,
+                taken_at,
+                services,
+                clusters: Vec::new(),
+                compat_labels,
+            })),
+            health: PollHealth {
+                last_poll_ok: true,
+                ..PollHealth::default()
+            },
+        }
+    }
+}
+
 /// The slot shared between the poller (one writer) and the scrapes (readers).
 #[derive(Debug, Default)]
 pub struct SharedState {

@@ -283,6 +283,13 @@ impl<'de> Deserialize<'de> for PositiveDuration {
     }
 }
 
+/// A configuration for unit tests: `yaml`'s keys beside a database URL.
+#[cfg(test)]
+pub(crate) fn for_tests(yaml: &str) -> std::sync::Arc<Config> {
+    let config = parse_str(yaml, "t.yml", Some("mysql://u@h/db".into()));
+    std::sync::Arc::new(config.expect("a valid test configuration"))
+}
+
 /// The top-level database's configuration from YAML text already in memory; `origin` names it in errors (the file's
 /// path). Files the text refers to (cinder.conf, `database.url_file`) are still read.
 /// Empty text means all defaults, as a missing `--config.file` does.

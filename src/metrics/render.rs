@@ -423,24 +423,13 @@ mod tests {
             },
             heartbeat_silence: 10.0,
         };
-        Arc::new(Published {
-            snapshot: Some(Arc::new(Snapshot {
-                reference_time: 1_005.0,
-                taken_at,
-                services: (0..services).map(service).collect(),
-                clusters: Vec::new(),
-                compat_labels: true,
-            })),
-            health: PollHealth {
-                last_poll_ok: true,
-                ..PollHealth::default()
-            },
-        })
+        let services = (0..services).map(service).collect();
+        Arc::new(Published::polled(services, 1_005.0, taken_at))
     }
 
     /// A configuration with these YAML keys beside a database URL.
     fn config(yaml: &str) -> Arc<Config> {
-        Arc::new(crate::config::parse_str(yaml, "t.yml", Some("mysql://u@h/db".into())).unwrap())
+        crate::config::for_tests(yaml)
     }
 
     fn judged(published: &Arc<Published>, yaml: &str, now: Instant) -> Judgement {

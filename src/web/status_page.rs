@@ -590,7 +590,7 @@ mod tests {
     use super::*;
     use crate::cinder::Diagnosis;
     use crate::series::LabelSet;
-    use crate::snapshot::{PollHealth, Published};
+    use crate::snapshot::Published;
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -629,22 +629,9 @@ mod tests {
 
     fn page(services: Vec<ServiceState>) -> String {
         let now = Instant::now();
-        let published = Published {
-            snapshot: Some(Arc::new(Snapshot {
-                reference_time: 1_000.0,
-                taken_at: now,
-                services,
-                clusters: Vec::new(),
-                compat_labels: false,
-            })),
-            health: PollHealth {
-                last_poll_ok: true,
-                last_success_unix: Some(1_000.0),
-                ..PollHealth::default()
-            },
-        };
-        let config = crate::config::parse_str("", "t.yml", Some("mysql://u@h/db".into()));
-        let judgement = Judgement::at(Arc::new(published), Arc::new(config.unwrap()), now);
+        let mut published = Published::polled(services, 1_000.0, now);
+        published.health.last_success_unix = Some(1_000.0);
+        let judgement = Judgement::at(Arc::new(published), crate::config::for_tests(""), now);
         let context = PageContext {
             telemetry_path: "/me\"trics",
             target: None,

@@ -15,12 +15,11 @@ use crate::cinder::Diagnosis;
 use crate::metrics::own;
 use crate::series::{schema, LabelSet};
 use crate::served::{Served, ServedDatabase};
-use crate::snapshot::{PollHealth, Published, ServiceState, SharedState, Snapshot};
+use crate::snapshot::{PollHealth, Published, ServiceState, SharedState};
 
 /// A database served with `yaml`'s settings (beside a URL), nothing published yet.
 fn database(name: Option<&str>, yaml: &str) -> ServedDatabase {
-    let config = crate::config::parse_str(yaml, "t.yml", Some("mysql://u@h/db".into()));
-    let (updates, receiver) = watch::channel(Arc::new(config.unwrap()));
+    let (updates, receiver) = watch::channel(crate::config::for_tests(yaml));
     // The sender may go: a receiver keeps the last value.
     drop(updates);
     ServedDatabase {
@@ -63,19 +62,9 @@ fn service(host: &str) -> ServiceState {
 
 /// Publishes a successful poll, at reference time 1,005, of `services`.
 fn publish(database: &ServedDatabase, services: Vec<ServiceState>) {
-    database.state.publish(Published {
-        snapshot: Some(Arc::new(Snapshot {
-            reference_time: 1_005.0,
-            taken_at: Instant::now(),
-            services,
-            clusters: Vec::new(),
-            compat_labels: false,
-        })),
-        health: PollHealth {
-            last_poll_ok: true,
-            ..PollHealth::default()
-        },
-    });
+    database
+        .state
+        .publish(Published::polled(services, 1_005.0, Instant::now()));
 }
 
 /// Publishes a failed first poll.

@@ -340,6 +340,7 @@ mod tests {
     /// the snapshot's 1,000), silent for `silence` s.
     fn service(enabled: bool, interval: Option<f64>, silence: f64) -> ServiceState {
         ServiceState {
+            id: 1,
             labels: LabelSet::new([("host", "h@lvm")]),
             info_labels: LabelSet::new([("cluster", "")]),
             compat_labels: None,

@@ -31,9 +31,7 @@ use crate::database::{
     POLL_QUERY,
 };
 use crate::metrics::own;
-use crate::series::{
-    agent_state_labels, cluster_labels, cut_as_label, identity_labels, info_labels,
-};
+use crate::series::{agent_state_labels, cluster_labels, identity_labels, info_labels};
 use crate::shutdown::Shutdown;
 use crate::snapshot::{ClusterState, PollHealth, Published, ServiceState, SharedState, Snapshot};
 
@@ -98,6 +96,17 @@ fn delay(interval: Duration, failures: u32) -> Duration {
 /// What one read of the table gives: the reading, the services chosen, their clusters.
 type Read = (Reading, Vec<ServiceState>, Vec<ClusterState>);
 
+/// What a poller keeps of one row between polls.
+#[derive(Debug)]
+struct Followed {
+    /// The number of the latest poll that saw the row.
+    seen: u64,
+    /// Where the row is in the published snapshot's services, if it is published:
+    /// the next poll shares its label sets from there when they have not changed.
+    published: Option<u32>,
+    tracker: HeartbeatTracker,
+}
+
 /// Owns the database pool and all state that lives across polls.
 pub struct Poller {
     /// The settings of the poll under way.
@@ -119,10 +128,9 @@ pub struct Poller {
     server: Option<Server>,
     /// How the database compares `cluster_name` (its collation); read with the schema.
     cluster_names: NameComparison,
-    /// Per row id: the tracker and the poll number that last saw the row. State
-    /// survives failed polls (an outage is not a clock step); rows that disappear
-    /// take their state with them.
-    trackers: HashMap<i64, (u64, HeartbeatTracker)>,
+    /// Per row id, what is followed across polls. State survives failed polls (an
+    /// outage is not a clock step); rows that disappear take their state with them.
+    trackers: HashMap<i64, Followed>,
     polls: u64,
     health: PollHealth,
     snapshot: Option<Arc<Snapshot>>,
@@ -291,27 +299,50 @@ impl Poller {
             .map_or(StampWindow::TRUNCATED, |s| s.stamps);
         let trackers = &mut self.trackers;
         let compat = self.config.output.compatibility.openstack_exporter;
-        let mut candidates = Vec::with_capacity(trackers.len());
+        let published = self.snapshot.clone();
+        let published = published
+            .as_ref()
+            .map_or(&[][..], |s| s.services.as_slice());
+        let mut services = Vec::with_capacity(trackers.len());
         let reading = read_services(conn, |reference_time, row| {
-            let (seen, tracker) = trackers
-                .entry(row.id)
-                .or_insert_with(|| (poll, HeartbeatTracker::new()));
-            *seen = poll;
+            let followed = trackers.entry(row.id).or_insert_with(|| Followed {
+                seen: poll,
+                published: None,
+                tracker: HeartbeatTracker::new(),
+            });
+            followed.seen = poll;
+            let tracker = &mut followed.tracker;
             tracker.observe(reference_time, row.report_count, row.updated_at, stamps);
-            let state = service_state(&row, tracker.diagnosis(), reference_time, compat);
-            let mut key = ServiceKey::of(row);
-            cut_as_label(&mut key.host);
-            cut_as_label(&mut key.binary);
-            candidates.push((key, state));
+            let previous = followed
+                .published
+                .take()
+                .and_then(|i| published.get(i as usize))
+                .filter(|p| p.id == row.id);
+            let diagnosis = tracker.diagnosis();
+            services.push(service_state(
+                &row,
+                diagnosis,
+                reference_time,
+                compat,
+                previous,
+            ));
         })
         .await?;
-        trackers.retain(|_, (seen, _)| *seen == poll);
+        trackers.retain(|_, followed| followed.seen == poll);
         self.follow_schema(&reading.schema);
         let down_time = self.config.judging.service_down_time.as_secs_f64();
-        let (chosen, collisions) = choose_rows(candidates, reading.reference_time, down_time);
-        self.report_collisions(collisions);
-        let (ids, services): (Vec<i64>, Vec<ServiceState>) = chosen.into_iter().unzip();
-        let clusters = clusters_of(&services, &ids, self.cluster_names);
+        let choice = {
+            let keys: Vec<ServiceKey<'_>> = services.iter().map(ServiceState::key).collect();
+            choose_rows(&keys, reading.reference_time, down_time)
+        };
+        self.report_collisions(choice.collisions);
+        keep_in_order(&mut services, &choice.kept);
+        for (position, service) in services.iter().enumerate() {
+            if let Some(followed) = self.trackers.get_mut(&service.id) {
+                followed.published = u32::try_from(position).ok();
+            }
+        }
+        let clusters = clusters_of(&services, self.cluster_names);
         Ok((reading, services, clusters))
     }
 
@@ -376,19 +407,24 @@ impl Polls for Poller {
     }
 }
 
-/// What the snapshot keeps of a row: its label sets, built once here, and the facts
+/// What the snapshot keeps of a row: its label sets, built once here (shared with
+/// the `previous` poll's state of the row where they are unchanged), and the facts
 /// the verdicts need at scrape time.
 fn service_state(
     row: &ServiceRow,
     diagnosis: Diagnosis,
     poll_time: f64,
     compat: bool,
+    previous: Option<&ServiceState>,
 ) -> ServiceState {
     ServiceState {
+        id: row.id,
         heartbeat_silence: diagnosis.silence(poll_time),
-        labels: identity_labels(row),
-        info_labels: info_labels(row),
-        compat_labels: compat.then(|| agent_state_labels(row)),
+        labels: identity_labels(row).or_same(previous.map(|p| &p.labels)),
+        info_labels: info_labels(row).or_same(previous.map(|p| &p.info_labels)),
+        compat_labels: compat.then(|| {
+            agent_state_labels(row).or_same(previous.and_then(|p| p.compat_labels.as_ref()))
+        }),
         enabled: row.enabled(),
         report_count: row.report_count,
         last_heartbeat: row.last_heartbeat(),
@@ -397,16 +433,41 @@ fn service_state(
     }
 }
 
-/// The clusters of one poll's services (`ids`: their row ids), names compared as
-/// the database compares them, with their label sets built once.
-fn clusters_of(services: &[ServiceState], ids: &[i64], names: NameComparison) -> Vec<ClusterState> {
+/// Reorders `values` in place so that position `k` holds what was at `order[k]`,
+/// and drops the values `order` does not name (it names each position at most
+/// once): the kept rows become the snapshot without a second vector of them.
+fn keep_in_order<T>(values: &mut Vec<T>, order: &[usize]) {
+    let mut named = vec![false; values.len()];
+    let mut source = Vec::with_capacity(values.len());
+    for &position in order {
+        named[position] = true;
+        source.push(position);
+    }
+    source.extend((0..values.len()).filter(|&position| !named[position]));
+    // Each cycle of the permutation: the value first displaced travels along it.
+    for start in 0..source.len() {
+        let mut at = start;
+        while source[at] != start {
+            let from = source[at];
+            values.swap(at, from);
+            source[at] = at;
+            at = from;
+        }
+        source[at] = at;
+    }
+    values.truncate(order.len());
+    values.shrink_to_fit();
+}
+
+/// The clusters of one poll's services, names compared as the database compares
+/// them, with their label sets built once.
+fn clusters_of(services: &[ServiceState], names: NameComparison) -> Vec<ClusterState> {
     let texts: Vec<_> = services.iter().map(|s| (s.cluster(), s.binary())).collect();
     let members = services
         .iter()
-        .zip(ids)
         .zip(&texts)
-        .map(|((s, &id), (cluster, binary))| Member {
-            id,
+        .map(|(s, (cluster, binary))| Member {
+            id: s.id,
             cluster_name: Some(cluster.as_ref()),
             binary: Some(binary.as_ref()),
             updated_at: s.updated_at,
@@ -452,6 +513,21 @@ mod tests {
             at: Vec::new(),
             intervals: Vec::new(),
             outcomes: outcomes.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn rows_are_kept_in_the_chosen_order_in_place() {
+        let orders: [&[usize]; 6] = [&[], &[0], &[2, 0], &[1, 2, 0], &[4, 3, 2, 1, 0], &[3, 0, 4]];
+        for order in orders {
+            let mut values: Vec<String> = (0..5).map(|i| format!("v{i}")).collect();
+            let expected: Vec<String> = order.iter().map(|&i| format!("v{i}")).collect();
+            let before = values.as_ptr();
+            keep_in_order(&mut values, order);
+            assert_eq!(values, expected, "{order:?}");
+            if order.len() == 5 {
+                assert_eq!(values.as_ptr(), before, "no second vector of the values");
+            }
         }
     }
 

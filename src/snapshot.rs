@@ -9,12 +9,14 @@ use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use crate::cinder::{Cluster, Diagnosis};
+use crate::cinder::{Cluster, Diagnosis, ServiceKey};
 use crate::series::LabelSet;
 
 /// One service (one `(host, binary)`) as of a poll; label sets are escaped already.
 #[derive(Clone, Debug)]
 pub struct ServiceState {
+    /// The `services` row published for this service.
+    pub id: i64,
     /// `host`, `binary`, `zone`: the identity labels of every per-service series.
     pub labels: LabelSet,
     /// The additional labels of `cinder_service_info`.
@@ -58,6 +60,17 @@ impl ServiceState {
 
     pub fn cluster(&self) -> Cow<'_, str> {
         label_value(&self.info_labels, "cluster")
+    }
+
+    /// The row's identity as its series show it, for the choice of one row per
+    /// service.
+    pub fn key(&self) -> ServiceKey<'_> {
+        ServiceKey {
+            binary: self.binary(),
+            host: self.host(),
+            last_heartbeat: self.last_heartbeat,
+            id: self.id,
+        }
     }
 }
 

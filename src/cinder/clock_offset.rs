@@ -43,7 +43,7 @@ pub(super) struct OffsetBrackets {
 impl OffsetBrackets {
     pub(super) fn new() -> OffsetBrackets {
         OffsetBrackets {
-            brackets: VecDeque::with_capacity(WINDOW),
+            brackets: VecDeque::new(),
         }
     }
 

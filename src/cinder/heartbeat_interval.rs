@@ -31,17 +31,27 @@ const LONG: f64 = 2.5;
 /// quick: kept, but two in a row mean the pace has quickened.
 const QUICK: f64 = 2.0;
 
-/// Δupdated_at and Δreport_count between two advances seen by polls.
+/// Δupdated_at and Δreport_count between two advances seen by polls. 32 bits each
+/// (a gap of 68 years, two billion heartbeats; larger ones saturate, and are long
+/// gaps anyway): one window per service, so its size is the exporter's memory.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Gap {
-    seconds: i64,
-    beats: i64,
+    seconds: i32,
+    beats: i32,
 }
 
 impl Gap {
+    fn between(seconds: i64, beats: i64) -> Gap {
+        let saturated = |v: i64| v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        Gap {
+            seconds: saturated(seconds),
+            beats: saturated(beats),
+        }
+    }
+
     /// Seconds per heartbeat.
     fn per_beat(self) -> f64 {
-        self.seconds as f64 / self.beats as f64
+        f64::from(self.seconds) / f64::from(self.beats)
     }
 
     /// Whether two outlying gaps tell the same pace: within a factor of two, give or
@@ -64,7 +74,7 @@ enum Side {
 pub(super) struct IntervalWindow {
     /// `(report_count, updated_at)` of the latest advance seen.
     last: Option<(i64, i64)>,
-    /// Gaps kept, oldest first; at most [`WINDOW`].
+    /// Gaps kept, oldest first; at most [`WINDOW`], allocated as they come.
     kept: VecDeque<Gap>,
     /// The previous gap, when it lay off the estimate: a second one on the same side
     /// that agrees with it is a new pace.
@@ -75,7 +85,7 @@ impl IntervalWindow {
     pub(super) fn new() -> IntervalWindow {
         IntervalWindow {
             last: None,
-            kept: VecDeque::with_capacity(WINDOW),
+            kept: VecDeque::new(),
             outlier: None,
         }
     }
@@ -95,10 +105,7 @@ impl IntervalWindow {
             return;
         }
         self.last = Some((report_count, stamp));
-        let gap = Gap {
-            seconds: stamp - last_stamp,
-            beats: report_count - last_count,
-        };
+        let gap = Gap::between(stamp - last_stamp, report_count - last_count);
         let side = self.estimate().and_then(|estimate| {
             let per_beat = gap.per_beat();
             if per_beat > LONG * estimate + STAMP_RESOLUTION {
@@ -133,19 +140,19 @@ impl IntervalWindow {
         }
     }
 
+    // Room is made before the push, so that the deque never grows past WINDOW.
     fn keep(&mut self, gap: Gap) {
-        self.kept.push_back(gap);
-        if self.kept.len() > WINDOW {
+        if self.kept.len() == WINDOW {
             self.kept.pop_front();
         }
+        self.kept.push_back(gap);
     }
 
     /// Σ Δupdated_at / Σ Δreport_count over the gaps kept.
     pub(super) fn estimate(&self) -> Option<f64> {
-        let (seconds, beats) = self
-            .kept
-            .iter()
-            .fold((0, 0), |(s, b), gap| (s + gap.seconds, b + gap.beats));
+        let (seconds, beats) = self.kept.iter().fold((0_i64, 0_i64), |(s, b), gap| {
+            (s + i64::from(gap.seconds), b + i64::from(gap.beats))
+        });
         (beats > 0).then(|| seconds as f64 / beats as f64)
     }
 

@@ -4,6 +4,8 @@
 //! Pure: datetimes are plain unix seconds (UTC), so this can be checked against
 //! cinder's own code without a clock or a database.
 
+use std::borrow::Cow;
+
 use super::verdict::{api_up, heartbeat_age};
 
 /// One row of cinder's `services` table, as read by one poll.
@@ -51,30 +53,21 @@ impl ServiceRow {
     }
 }
 
-/// What identifies a service, and which of its rows is the current one.
+/// What identifies a service, and which of its rows is the current one: borrowed
+/// from wherever the caller keeps the row's text (no copy per row and poll).
 ///
 /// `host` and `binary` are as its series show them, NULL and "" alike: two rows that
 /// differ only in ways a label cannot show would otherwise give Prometheus two series
 /// with one label set, of which it silently keeps one.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceKey {
-    pub binary: String,
-    pub host: String,
+pub struct ServiceKey<'a> {
+    pub binary: Cow<'a, str>,
+    pub host: Cow<'a, str>,
     pub last_heartbeat: Option<i64>,
     pub id: i64,
 }
 
-impl ServiceKey {
-    /// Takes the key out of a row (its host and binary move, they are not copied).
-    pub fn of(row: ServiceRow) -> ServiceKey {
-        ServiceKey {
-            last_heartbeat: row.last_heartbeat(),
-            binary: row.binary.unwrap_or_default(),
-            host: row.host.unwrap_or_default(),
-            id: row.id,
-        }
-    }
-
+impl ServiceKey<'_> {
     fn service(&self) -> (&str, &str) {
         (&self.binary, &self.host)
     }
@@ -91,9 +84,19 @@ pub struct Collision {
     pub rows: Vec<i64>,
 }
 
-/// Keeps one value per `(host, binary)`, with its row's id. Cinder has no unique key
-/// there, so a re-created service can leave its old row behind, and two processes
-/// configured with one `host` heartbeat two rows.
+/// Which rows to publish: positions in the `keys` given to [`choose_rows`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    /// The kept rows' positions, one per service, sorted by binary then host (a
+    /// stable output order).
+    pub kept: Vec<usize>,
+    /// The services several rows claim, in the same order.
+    pub collisions: Vec<Collision>,
+}
+
+/// Keeps one row per `(host, binary)`. Cinder has no unique key there, so a
+/// re-created service can leave its old row behind, and two processes configured
+/// with one `host` heartbeat two rows.
 ///
 /// The rule is stable, so that the series do not flip between rows as they take
 /// turns heartbeating: among the rows cinder-api shows up at `reference_now` (its
@@ -102,58 +105,50 @@ pub struct Collision {
 /// highest id on a tie). The choice thus moves only when a row appears, goes or
 /// changes between up and down, never because another row heartbeated. It does not
 /// depend on the order rows arrive in.
-///
-/// Returns the kept values sorted by binary then host (a stable output order) and the
-/// collisions in the same order.
-pub fn choose_rows<T>(
-    candidates: Vec<(ServiceKey, T)>,
-    reference_now: f64,
-    service_down_time: f64,
-) -> (Vec<(i64, T)>, Vec<Collision>) {
-    let mut ranked: Vec<(ServiceKey, bool, T)> = candidates
-        .into_iter()
-        .map(|(key, value)| {
-            let up = api_up(
+pub fn choose_rows(keys: &[ServiceKey<'_>], reference_now: f64, service_down_time: f64) -> Choice {
+    let up: Vec<bool> = keys
+        .iter()
+        .map(|key| {
+            api_up(
                 heartbeat_age(reference_now, key.last_heartbeat),
                 service_down_time,
-            );
-            (key, up, value)
+            )
         })
         .collect();
-    ranked.sort_unstable_by(|(a, a_up, _), (b, b_up, _)| {
-        a.service()
-            .cmp(&b.service())
+    let mut ranked: Vec<usize> = (0..keys.len()).collect();
+    ranked.sort_unstable_by(|&a, &b| {
+        let (key_a, key_b) = (&keys[a], &keys[b]);
+        key_a
+            .service()
+            .cmp(&key_b.service())
             // The keeper first within a service.
-            .then_with(|| b_up.cmp(a_up))
-            .then_with(|| match a_up {
-                true => b.id.cmp(&a.id),
-                false => (b.last_heartbeat, b.id).cmp(&(a.last_heartbeat, a.id)),
+            .then_with(|| up[b].cmp(&up[a]))
+            .then_with(|| match up[a] {
+                true => key_b.id.cmp(&key_a.id),
+                false => (key_b.last_heartbeat, key_b.id).cmp(&(key_a.last_heartbeat, key_a.id)),
             })
     });
-    let mut kept = Vec::with_capacity(ranked.len());
+    let mut kept: Vec<usize> = Vec::with_capacity(ranked.len());
     let mut collisions: Vec<Collision> = Vec::new();
-    let mut previous: Option<ServiceKey> = None;
-    for (key, _, value) in ranked {
-        match &previous {
+    for position in ranked {
+        let key = &keys[position];
+        match kept.last().map(|&k| &keys[k]) {
             Some(first) if first.service() == key.service() => match collisions.last_mut() {
                 Some(c) if c.kept == first.id => c.rows.push(key.id),
                 _ => collisions.push(Collision {
-                    binary: key.binary.clone(),
-                    host: key.host.clone(),
+                    binary: key.binary.clone().into_owned(),
+                    host: key.host.clone().into_owned(),
                     kept: first.id,
                     rows: vec![first.id, key.id],
                 }),
             },
-            _ => {
-                kept.push((key.id, value));
-                previous = Some(key);
-            }
+            _ => kept.push(position),
         }
     }
     for collision in &mut collisions {
         collision.rows.sort_unstable();
     }
-    (kept, collisions)
+    Choice { kept, collisions }
 }
 
 /// The collisions of `current` that `previous` did not have with the same set of rows:
@@ -197,21 +192,29 @@ mod tests {
         assert_eq!(row.backend(), "");
     }
 
-    fn key(id: i64, host: &str, binary: &str, updated: Option<i64>) -> (ServiceKey, i64) {
-        let row = ServiceRow {
+    fn key(
+        id: i64,
+        host: &'static str,
+        binary: &'static str,
+        updated: Option<i64>,
+    ) -> ServiceKey<'static> {
+        ServiceKey {
+            binary: Cow::Borrowed(binary),
+            host: Cow::Borrowed(host),
+            last_heartbeat: updated,
             id,
-            host: Some(host.into()),
-            binary: Some(binary.into()),
-            updated_at: updated,
-            ..Default::default()
-        };
-        (ServiceKey::of(row), id)
+        }
     }
 
-    /// `choose_rows` at reference time 1,000 s with service_down_time 60 s.
-    fn choose(candidates: Vec<(ServiceKey, i64)>) -> (Vec<i64>, Vec<Collision>) {
-        let (kept, collisions) = choose_rows(candidates, 1_000.0, 60.0);
-        (kept.into_iter().map(|(_, v)| v).collect(), collisions)
+    /// The ids `choose_rows` keeps at reference time `now` with service_down_time 60 s.
+    fn kept_at(keys: &[ServiceKey<'_>], now: f64) -> (Vec<i64>, Vec<Collision>) {
+        let choice = choose_rows(keys, now, 60.0);
+        let ids = choice.kept.iter().map(|&k| keys[k].id).collect();
+        (ids, choice.collisions)
+    }
+
+    fn choose(keys: Vec<ServiceKey<'_>>) -> (Vec<i64>, Vec<Collision>) {
+        kept_at(&keys, 1_000.0)
     }
 
     #[test]
@@ -257,16 +260,16 @@ mod tests {
                 key(9, "h", "cinder-volume", beat(5)),
                 key(7, "h", "cinder-volume", beat(0)),
             ];
-            let (kept, collisions) = choose_rows(candidates, 1_000.0 + t as f64, 60.0);
+            let (kept, collisions) = kept_at(&candidates, 1_000.0 + t as f64);
             assert_eq!(collisions.len(), 1);
-            published.push(kept[0].0);
+            published.push(kept[0]);
         }
         assert!(published.iter().all(|id| *id == 9), "{published:?}");
     }
 
     #[test]
     fn a_re_created_service_takes_over_and_a_dead_row_gives_way() {
-        let poll = |rows: Vec<(ServiceKey, i64)>, t: f64| choose_rows(rows, t, 60.0).0[0].0;
+        let poll = |rows: Vec<ServiceKey<'_>>, t: f64| kept_at(&rows, t).0[0];
         // The old row 3 heartbeats until 1,000 s; the re-created row 8 from 1,010 s.
         assert_eq!(poll(vec![key(3, "h", "v", Some(1_000))], 1_005.0), 3);
         let both = |t: f64| {
@@ -343,9 +346,15 @@ mod tests {
                 row(8, Some(""), Some(9)),
                 row(9, None, Some(9)),
             ];
+            // As the snapshot's label text gives them: NULL reads as "".
             let candidates = order
                 .iter()
-                .map(|&i| (ServiceKey::of(rows[i].clone()), rows[i].id))
+                .map(|&i| ServiceKey {
+                    binary: Cow::Borrowed(rows[i].binary.as_deref().unwrap_or_default()),
+                    host: Cow::Borrowed(rows[i].host.as_deref().unwrap_or_default()),
+                    last_heartbeat: rows[i].last_heartbeat(),
+                    id: rows[i].id,
+                })
                 .collect();
             let (kept, collisions) = choose(candidates);
             assert_eq!(kept, vec![9]);

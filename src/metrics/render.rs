@@ -401,6 +401,7 @@ mod tests {
 
     fn published(services: usize, taken_at: Instant) -> Arc<Published> {
         let service = |i: usize| ServiceState {
+            id: i as i64,
             labels: LabelSet::new([
                 ("host", format!("node{i}@lvm").as_str()),
                 ("binary", "cinder-volume"),

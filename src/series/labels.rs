@@ -66,13 +66,6 @@ fn flag(value: Option<bool>) -> &'static str {
     }
 }
 
-/// Cuts `value` in place as a label shows it, so that values which differ only past
-/// the cut can be told to be one series.
-pub fn cut_as_label(value: &mut String) {
-    let length = bounded(value).len();
-    value.truncate(length);
-}
-
 /// Cuts `value` to at most [`MAX_LABEL_VALUE_BYTES`] bytes on a character boundary.
 pub fn bounded(value: &str) -> &str {
     if value.len() <= MAX_LABEL_VALUE_BYTES {
@@ -95,9 +88,6 @@ mod tests {
         let cut = bounded(&long);
         assert!(cut.len() <= MAX_LABEL_VALUE_BYTES && cut.len() >= MAX_LABEL_VALUE_BYTES - 1);
         assert_eq!(bounded("short"), "short");
-        let mut owned = long.clone();
-        cut_as_label(&mut owned);
-        assert_eq!(owned, cut);
     }
 
     #[test]

@@ -11,4 +11,4 @@ mod label_set;
 mod labels;
 
 pub use label_set::LabelSet;
-pub use labels::{agent_state_labels, cluster_labels, cut_as_label, identity_labels, info_labels};
+pub use labels::{agent_state_labels, cluster_labels, identity_labels, info_labels};

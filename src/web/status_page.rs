@@ -596,6 +596,7 @@ mod tests {
 
     fn service(host: &str, enabled: bool, updated_at: i64) -> ServiceState {
         ServiceState {
+            id: updated_at,
             labels: LabelSet::new([
                 ("host", host),
                 ("binary", "cinder-volume"),

@@ -39,6 +39,7 @@ fn publish_one(database: &ServedDatabase, host: &str) {
 /// observed yet.
 fn service(host: &str) -> ServiceState {
     ServiceState {
+        id: 1,
         labels: LabelSet::new([
             ("host", host),
             ("binary", "cinder-volume"),

@@ -330,20 +330,27 @@ impl Poller {
         .await?;
         trackers.retain(|_, followed| followed.seen == poll);
         self.follow_schema(&reading.schema);
+        self.choose_published(&mut services, reading.reference_time);
+        let clusters = clusters_of(&services, self.cluster_names);
+        Ok((reading, services, clusters))
+    }
+
+    /// Keeps one row per service in `services` (warning of collisions), in the
+    /// snapshot's order, and notes where each kept row now is: the next poll shares
+    /// its label sets from there.
+    fn choose_published(&mut self, services: &mut Vec<ServiceState>, reference_time: f64) {
         let down_time = self.config.judging.service_down_time.as_secs_f64();
         let choice = {
             let keys: Vec<ServiceKey<'_>> = services.iter().map(ServiceState::key).collect();
-            choose_rows(&keys, reading.reference_time, down_time)
+            choose_rows(&keys, reference_time, down_time)
         };
         self.report_collisions(choice.collisions);
-        keep_in_order(&mut services, &choice.kept);
+        keep_in_order(services, &choice.kept);
         for (position, service) in services.iter().enumerate() {
             if let Some(followed) = self.trackers.get_mut(&service.id) {
                 followed.published = u32::try_from(position).ok();
             }
         }
-        let clusters = clusters_of(&services, self.cluster_names);
-        Ok((reading, services, clusters))
     }
 
     /// Notes a change of the table's columns (a cinder upgrade while running): the

@@ -335,23 +335,7 @@ fn a_locked_services_table_cuts_the_poll_but_not_the_scrapes() {
         ExporterOptions::for_database(&db.url()).with_config("query_timeout: 1s\nstale_after: 30s"),
     );
     exporter.wait_for("the service", WAIT, |s| has_service(s, "svc"));
-    let url = db.url();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        use mysql_async::prelude::Queryable;
-        common::block_on(async move {
-            let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
-            conn.query_drop("LOCK TABLES services WRITE").await.unwrap();
-            locked_tx.send(()).unwrap();
-            tokio::task::spawn_blocking(move || release_rx.recv())
-                .await
-                .ok();
-            conn.query_drop("UNLOCK TABLES").await.unwrap();
-            conn.disconnect().await.ok();
-        })
-    });
-    locked_rx.recv().unwrap();
+    let lock = db.lock_services();
     let scrape = exporter.wait_for("a timed-out poll", WAIT, |s| {
         s.value("cinder_up", &[]) == Some(0.0)
     });
@@ -366,8 +350,7 @@ fn a_locked_services_table_cuts_the_poll_but_not_the_scrapes() {
     for _ in 0..20 {
         assert_eq!(exporter.get("/metrics").0, 200);
     }
-    release_tx.send(()).unwrap();
-    holder.join().unwrap();
+    lock.release();
     exporter.wait_for("recovery", WAIT, |s| s.value("cinder_up", &[]) == Some(1.0));
 }
 

@@ -232,39 +232,6 @@ fn exporter_connections(db: &Database, except: u64) -> u64 {
     ))
 }
 
-/// Holds `LOCK TABLES services WRITE` on `db` from a connection of its own until the
-/// returned sender is used (or dropped); returns the holder's connection id.
-fn lock_services(
-    db: &Database,
-) -> (
-    u64,
-    std::sync::mpsc::Sender<()>,
-    std::thread::JoinHandle<()>,
-) {
-    let url = db.url();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        use mysql_async::prelude::Queryable;
-        common::block_on(async move {
-            let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
-            conn.query_drop("LOCK TABLES services WRITE").await.unwrap();
-            let id: u64 = conn
-                .query_first("SELECT CONNECTION_ID()")
-                .await
-                .unwrap()
-                .unwrap();
-            locked_tx.send(id).unwrap();
-            tokio::task::spawn_blocking(move || release_rx.recv())
-                .await
-                .ok();
-            conn.query_drop("UNLOCK TABLES").await.unwrap();
-            conn.disconnect().await.ok();
-        })
-    });
-    (locked_rx.recv().unwrap(), release_tx, holder)
-}
-
 #[test]
 fn reloads_while_the_table_is_locked_are_never_blind_and_leave_nothing_behind() {
     let db = Database::create(Schema::Cinder29);
@@ -301,7 +268,7 @@ fn reloads_while_the_table_is_locked_are_never_blind_and_leave_nothing_behind() 
     let connections = exporter_connections(&db, 0);
     assert_eq!(threads_named(&exporter, "poller"), 1);
 
-    let (holder_id, release, holder) = lock_services(&db);
+    let lock = db.lock_services();
     // Each reload replaces the poller while its query waits on the lock.
     for reload in 0..20 {
         reload_with(302 + reload);
@@ -319,7 +286,7 @@ fn reloads_while_the_table_is_locked_are_never_blind_and_leave_nothing_behind() 
             threads_named(&exporter, "poller"),
             proc_entries(&exporter, "task"),
             proc_entries(&exporter, "fd"),
-            exporter_connections(&db, holder_id),
+            exporter_connections(&db, lock.connection_id),
         )
     };
     poll_counts(counts, (1, threads, fds, connections));
@@ -331,8 +298,7 @@ fn reloads_while_the_table_is_locked_are_never_blind_and_leave_nothing_behind() 
     );
 
     // The lock goes: the newest poller answers, and serves its own reading.
-    release.send(()).unwrap();
-    holder.join().unwrap();
+    lock.release();
     let locked_at = polled(&exporter.scrape());
     exporter.wait_for("the newest poller's reading", WAIT, |s| {
         served(s) && polled(s) > locked_at

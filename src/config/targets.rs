@@ -384,53 +384,31 @@ targets:
         parse_setup(text, "c.yml", None).unwrap_err().to_string()
     }
 
+    /// The error `text` gives starts with `expected` (a position, then the reason).
+    fn assert_error_starts(text: &str, expected: &str) {
+        let error = error(text);
+        assert!(error.starts_with(expected), "{error}");
+    }
+
     #[test]
     fn errors_point_inside_the_target() {
         let stale = TWO.replace(
             "service_down_time: 20s",
             "poll_interval: 10s\n    stale_after: 5s",
         );
-        assert!(
-            error(&stale).starts_with("c.yml:10:5: target \"west\": stale_after"),
-            "{}",
-            error(&stale)
-        );
+        assert_error_starts(&stale, "c.yml:10:5: target \"west\": stale_after");
         let both = TWO.replace("url: mysql://u:p@west/cinder", "url: x\n      url_file: /f");
-        assert!(
-            error(&both).starts_with("c.yml:9:7: target \"west\""),
-            "{}",
-            error(&both)
-        );
+        assert_error_starts(&both, "c.yml:9:7: target \"west\"");
         let none = TWO.replace("    database:\n      url: mysql://u:p@west/cinder\n", "");
-        assert!(
-            error(&none).starts_with("c.yml:6:3: target \"west\": no database"),
-            "{}",
-            error(&none)
-        );
+        assert_error_starts(&none, "c.yml:6:3: target \"west\": no database");
         let nested = format!("{TWO}    targets: {{}}\n");
-        assert!(
-            error(&nested).starts_with("c.yml:11:5: target \"west\": targets cannot"),
-            "{}",
-            error(&nested)
-        );
+        assert_error_starts(&nested, "c.yml:11:5: target \"west\": targets cannot");
         let bad_name = TWO.replace("west:", "we st:");
-        assert!(
-            error(&bad_name).starts_with("c.yml:6:3: target \"we st\": a target name"),
-            "{}",
-            error(&bad_name)
-        );
+        assert_error_starts(&bad_name, "c.yml:6:3: target \"we st\": a target name");
         let unknown = TWO.replace("service_down_time: 20s", "service_downtime: 20s");
-        assert!(
-            error(&unknown).starts_with("c.yml:9:5: "),
-            "{}",
-            error(&unknown)
-        );
+        assert_error_starts(&unknown, "c.yml:9:5: ");
         let orphan = format!("service_down_time: 30s\n{TWO}");
-        assert!(
-            error(&orphan).starts_with("c.yml:1:1: service_down_time applies"),
-            "{}",
-            error(&orphan)
-        );
+        assert_error_starts(&orphan, "c.yml:1:1: service_down_time applies");
         assert!(error("targets: {}\n").starts_with("no database configured"));
     }
 
@@ -461,32 +439,21 @@ targets:
         );
         // The rest of the file is checked all the same.
         let wrong = format!("{text}stale_after: 1s\n");
-        assert!(
-            error(&wrong).starts_with("c.yml:3:1: stale_after"),
-            "{}",
-            error(&wrong)
-        );
+        assert_error_starts(&wrong, "c.yml:3:1: stale_after");
         // There but unreadable (a directory): an error at the key, naming the file.
         let dir = tempfile::tempdir().unwrap();
         let unreadable = format!("cinder_conf: {}\n", dir.path().display());
-        assert!(
-            error(&unreadable).starts_with(&format!(
-                "c.yml:1:1: cinder_conf: cannot read {}: ",
-                dir.path().display()
-            )),
-            "{}",
-            error(&unreadable)
+        let expected = format!(
+            "c.yml:1:1: cinder_conf: cannot read {}: ",
+            dir.path().display()
         );
+        assert_error_starts(&unreadable, &expected);
     }
 
     #[test]
     fn top_level_keys_are_found_outside_the_targets() {
         let text = format!("{TWO}database:\n  url: mysql://u:p@top/cinder\n  url_file: /f\n");
-        assert!(
-            error(&text).starts_with("c.yml:13:3: database.url and"),
-            "{}",
-            error(&text)
-        );
+        assert_error_starts(&text, "c.yml:13:3: database.url and");
     }
 
     /// Every key the file takes (as serde lists them for an unknown one) is refused at
@@ -612,47 +579,27 @@ targets:
         // A check that fails on a defaulted key points at it in defaults:.
         let stale =
             WITH_DEFAULTS.replace("poll_interval: 5s", "poll_interval: 5s\n  stale_after: 2s");
-        assert!(
-            error(&stale).starts_with("c.yml:4:3: target \"east\": stale_after"),
-            "{}",
-            error(&stale)
-        );
+        assert_error_starts(&stale, "c.yml:4:3: target \"east\": stale_after");
         // A value of the wrong kind, as serde reads it.
         let bad = WITH_DEFAULTS.replace("90s", "soon");
-        assert!(error(&bad).starts_with("c.yml:2:22: "), "{}", error(&bad));
+        assert_error_starts(&bad, "c.yml:2:22: ");
         let shared = WITH_DEFAULTS.replace(
             "defaults:\n",
             "defaults:\n  database: {url: mysql://u@x/c}\n",
         );
-        assert!(
-            error(&shared).starts_with("c.yml:2:3: defaults cannot set database"),
-            "{}",
-            error(&shared)
-        );
+        assert_error_starts(&shared, "c.yml:2:3: defaults cannot set database");
         let nested = WITH_DEFAULTS.replace("defaults:\n", "defaults:\n  targets: {}\n");
-        assert!(
-            error(&nested).starts_with("c.yml:2:3: defaults cannot hold targets"),
-            "{}",
-            error(&nested)
-        );
+        assert_error_starts(&nested, "c.yml:2:3: defaults cannot hold targets");
         let in_target = format!("{WITH_DEFAULTS}    defaults: {{}}\n");
-        assert!(
-            error(&in_target).starts_with("c.yml:14:5: target \"west\": defaults cannot be nested"),
-            "{}",
-            error(&in_target)
+        assert_error_starts(
+            &in_target,
+            "c.yml:14:5: target \"west\": defaults cannot be nested",
         );
         let alone = "defaults:\n  poll_interval: 5s\ndatabase:\n  url: mysql://u@x/c\n";
-        assert!(
-            error(alone).starts_with("c.yml:1:1: defaults applies to every target"),
-            "{}",
-            error(alone)
-        );
+        assert_error_starts(alone, "c.yml:1:1: defaults applies to every target");
         // The old surprise: a top-level key beside only targets names defaults:.
         let orphan = format!("poll_interval: 5s\n{WITH_DEFAULTS}");
-        assert!(
-            error(&orphan).contains("set it under defaults:"),
-            "{}",
-            error(&orphan)
-        );
+        let orphan = error(&orphan);
+        assert!(orphan.contains("set it under defaults:"), "{orphan}");
     }
 }

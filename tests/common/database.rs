@@ -199,6 +199,36 @@ impl Database {
         query_on(&self.url(), sql)
     }
 
+    /// Holds `LOCK TABLES services WRITE` from a connection of its own until the lock
+    /// is released or dropped: the exporter's polls then wait on it.
+    pub fn lock_services(&self) -> TableLock {
+        let url = self.url();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            block_on(async move {
+                let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+                conn.query_drop("LOCK TABLES services WRITE").await.unwrap();
+                let id: u64 = conn
+                    .query_first("SELECT CONNECTION_ID()")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                locked_tx.send(id).unwrap();
+                tokio::task::spawn_blocking(move || release_rx.recv())
+                    .await
+                    .ok();
+                conn.query_drop("UNLOCK TABLES").await.unwrap();
+                conn.disconnect().await.ok();
+            })
+        });
+        TableLock {
+            connection_id: locked_rx.recv().unwrap(),
+            release: Some(release_tx),
+            holder: Some(holder),
+        }
+    }
+
     /// Inserts a live service row; times are offsets in seconds from the database's
     /// `UTC_TIMESTAMP()` (NULL where `None`).
     pub fn insert_service(
@@ -239,4 +269,38 @@ fn strip_comments(sql: &str) -> String {
         .join("\n")
         .trim()
         .to_string()
+}
+
+/// A lock on a test database's `services` table ([`Database::lock_services`]).
+pub struct TableLock {
+    /// The server's id of the connection holding the lock.
+    pub connection_id: u64,
+    release: Option<std::sync::mpsc::Sender<()>>,
+    holder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TableLock {
+    /// Unlocks the table and waits until it is unlocked.
+    pub fn release(mut self) {
+        self.unlock();
+    }
+
+    fn unlock(&mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+        if let Some(holder) = self.holder.take() {
+            holder.join().expect("the lock holder");
+        }
+    }
+}
+
+impl Drop for TableLock {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.unlock();
+        } else if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+    }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::certs::Authority;
 use common::database::admin_rows;
 use common::host::free_port;
-use common::users::User;
+use common::users::{percent_encode, User};
 use common::{
     admin_url, run_exporter_to_exit, Database, Exporter, ExporterOptions, PrivateServer, Schema,
     Scrape,
@@ -720,18 +720,6 @@ fn cinder_conf_connection(user: &User, password: &str, db: &Database) -> String 
     )
 }
 
-/// Our `database.url`: RFC 3986, everything but the unreserved characters percent-encoded.
-fn percent_encoded(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[test]
 fn passwords_with_any_punctuation_log_in_from_cinder_conf_and_from_the_url() {
     let server = admin_url();
@@ -755,7 +743,7 @@ fn passwords_with_any_punctuation_log_in_from_cinder_conf_and_from_the_url() {
         let url = format!(
             "mysql://{}:{}@127.0.0.1:{}/{}",
             user.name,
-            percent_encoded(password),
+            percent_encode(password),
             common::database::port(&server),
             db.name()
         );

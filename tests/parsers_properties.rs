@@ -12,6 +12,8 @@
 //! inputs refer to live in one temporary directory; inputs naming system paths are
 //! skipped, so no case reads a device or a large file.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use cinder_exporter::config::parse_cinder_conf;
 use cinder_exporter::config::parse_duration;
 use cinder_exporter::config::DatabaseUrl;
 use cinder_exporter::parse_web_config;
+use common::users::percent_encode;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
@@ -376,18 +379,6 @@ fn password_with_punctuation() -> impl Strategy<Value = String> {
     let pool: Vec<char> = PUNCTUATION.chars().chain("aZ09 é".chars()).collect();
     proptest::collection::vec(proptest::sample::select(pool), 1..24)
         .prop_map(|chars| chars.into_iter().collect())
-}
-
-/// RFC 3986 percent-encoding of everything but the unreserved characters.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Whether `text` holds a `%` that SQLAlchemy would decode (`%` and two hex digits).

@@ -384,6 +384,17 @@ targets:
         parse_setup(text, "c.yml", None).unwrap_err().to_string()
     }
 
+    /// The keys serde lists in its error for an unknown key (`expected one of …`).
+    fn listed_keys(error: &str) -> Vec<&str> {
+        error
+            .split("expected one of ")
+            .nth(1)
+            .expect("serde lists the keys")
+            .split(", ")
+            .map(|k| k.trim().trim_matches('`'))
+            .collect()
+    }
+
     /// The error `text` gives starts with `expected` (a position, then the reason).
     fn assert_error_starts(text: &str, expected: &str) {
         let error = error(text);
@@ -461,13 +472,7 @@ targets:
     #[test]
     fn every_top_level_key_is_refused_without_a_top_level_database() {
         let listed = error("no_such_key: 1\n");
-        let keys: Vec<&str> = listed
-            .split("expected one of ")
-            .nth(1)
-            .expect("serde lists the keys")
-            .split(", ")
-            .map(|k| k.trim().trim_matches('`'))
-            .collect();
+        let keys = listed_keys(&listed);
         assert!(keys.len() >= 9, "{keys:?}");
         // A cinder.conf without [database] connection, so that only the key is wrong.
         let empty_conf = tempfile::NamedTempFile::new().unwrap();
@@ -540,13 +545,7 @@ targets:
     #[test]
     fn every_key_is_inherited_the_same_as_set() {
         let listed = error("no_such_key: 1\n");
-        let keys: Vec<&str> = listed
-            .split("expected one of ")
-            .nth(1)
-            .expect("serde lists the keys")
-            .split(", ")
-            .map(|k| k.trim().trim_matches('`'))
-            .collect();
+        let keys = listed_keys(&listed);
         let conf = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(conf.path(), "[DEFAULT]\nservice_down_time = 45\n").unwrap();
         let conf = conf.path().display().to_string();

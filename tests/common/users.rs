@@ -90,3 +90,17 @@ impl Drop for User {
         );
     }
 }
+
+/// `text` as a URL carries it in the user or password part (RFC 3986, as the
+/// exporter's `database.url` takes it): everything but the unreserved characters
+/// percent-encoded.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
